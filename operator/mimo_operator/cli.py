@@ -1,0 +1,200 @@
+"""`mimo-operator`: plan a deployment, list GPUs, render manifests, run the operator or the sandbox.
+
+Every subcommand returns an exit status instead of raising: 0 success, 1 bad arguments or input
+(one line on stderr, no traceback), 2 a plan that cannot work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import yaml
+
+from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
+from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
+from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest, plan
+from mimo_operator.planner.report import plan_as_dict, plan_as_table
+from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
+
+EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """Bad arguments or input: printed as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _max_model_len(text: str) -> MaxModelLen:
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def _expert(text: str) -> bool | None:
+    choices = {"auto": None, "true": True, "on": True, "false": False, "off": False}
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}, got {text!r}")
+    return choices[text]
+
+
+def resolve_gpu(key: str, memory_gib: float | None, per_node: int | None) -> GpuSpec:
+    """A catalog GPU, or `custom` with its memory given."""
+    if key == "custom":
+        if memory_gib is None:
+            raise UsageError("--gpu custom needs --gpu-memory-gib")
+        return custom_gpu(memory_gib, per_node or 8)
+    if key not in GPU_CATALOG:
+        raise UsageError(f"unknown GPU {key!r}; known: {', '.join(GPU_CATALOG)} or custom")
+    return GPU_CATALOG[key]
+
+
+def _print(data: object, output: str) -> None:
+    if output == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    gpu = resolve_gpu(args.gpu, args.gpu_memory_gib, args.gpus_per_node)
+    request = PlanRequest(
+        precision=args.precision,
+        gpu=gpu,
+        gpus_per_node=args.gpus_per_node or gpu.default_per_node,
+        kv_cache_dtype=args.kv_cache_dtype,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        max_model_len=args.max_model_len,
+        min_concurrency=args.min_concurrency,
+        overrides=ParallelismOverrides(
+            tensor=args.tensor_parallel,
+            pipeline=args.pipeline_parallel,
+            data=args.data_parallel,
+            expert=args.expert_parallel,
+        ),
+        strategy=args.strategy,
+    )
+    result = plan(request, MIMO_V2_FLASH)
+    if args.output == "table":
+        sys.stdout.write(plan_as_table(result) + "\n")
+    else:
+        _print(plan_as_dict(result), args.output)
+    return EXIT_INFEASIBLE if isinstance(result, PlanError) else EXIT_OK
+
+
+def _cmd_gpus(args: argparse.Namespace) -> int:
+    rows: list[dict[str, str | int | float | bool]] = [
+        {
+            "key": g.key,
+            "product": g.product_label,
+            "memoryMiB": g.memory_mib,
+            "memoryGiB": round(g.memory_gib, 1),
+            "bandwidthGBps": g.bandwidth_gbps,
+            "nativeFp8": g.native_fp8,
+            "perNode": g.default_per_node,
+        }
+        for g in GPU_CATALOG.values()
+    ]
+    if args.output != "table":
+        _print(rows, args.output)
+        return EXIT_OK
+    header = ["GPU", "PRODUCT LABEL", "MiB", "GiB", "GB/s", "FP8", "PER NODE"]
+    table = [header] + [
+        [
+            str(r["key"]),
+            str(r["product"]),
+            str(r["memoryMiB"]),
+            str(r["memoryGiB"]),
+            f"{r['bandwidthGBps']:g}",
+            "yes" if r["nativeFp8"] else "no",
+            str(r["perNode"]),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        sys.stdout.write(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+    return EXIT_OK
+
+
+def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("plan", help="plan one replica of MiMo-V2-Flash on a GPU type, no cluster needed")
+    p.add_argument("--precision", choices=["bf16", "fp8", "int4"], default="fp8")
+    p.add_argument("--gpu", default="H100-80GB", help=f"one of {', '.join(GPU_CATALOG)}, or custom")
+    p.add_argument("--gpu-memory-gib", type=float, help="memory of a custom GPU, as the driver reports it")
+    p.add_argument("--gpus-per-node", type=_positive, help="default: the catalog's value for the GPU")
+    p.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto")
+    p.add_argument("--max-model-len", type=_max_model_len, default="auto", help="tokens, or auto")
+    p.add_argument("--min-concurrency", type=_positive, default=1, help="max-length requests that must fit")
+    p.add_argument("--gpu-memory-utilization", type=_fraction, default=DEFAULT_GPU_MEMORY_UTILIZATION)
+    p.add_argument("--tensor-parallel", type=_positive)
+    p.add_argument("--pipeline-parallel", type=_positive)
+    p.add_argument("--data-parallel", type=_positive)
+    p.add_argument("--expert-parallel", type=_expert, default=None, help="auto, true or false")
+    p.add_argument("--strategy", choices=["latency", "throughput"], default="latency")
+    p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    p.set_defaults(func=_cmd_plan)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mimo-operator", description=__doc__)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
+    _add_plan_parser(sub)
+    g = sub.add_parser("gpus", help="list the GPU catalog")
+    g.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    g.set_defaults(func=_cmd_gpus)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except UsageError as exc:
+        sys.stderr.write(f"mimo-operator: error: {exc}\n")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
