@@ -1,0 +1,1 @@
+"""Sandbox control plane: real Kubernetes components built from source, with kwok-simulated GPU nodes."""
