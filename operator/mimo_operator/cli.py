@@ -14,11 +14,13 @@ from typing import NoReturn
 
 import yaml
 
+from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
 from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
 from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest, plan
 from mimo_operator.planner.report import plan_as_dict, plan_as_table
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
+from mimo_operator.render import RenderConfig, plan_for, render_children
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
 
@@ -155,6 +157,43 @@ def _cmd_gpus(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def load_manifests(path: str) -> list[dict[str, object]]:
+    """MimoDeployment documents from a YAML file (several documents allowed) or `-` for stdin."""
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+        docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    if not docs or not all(isinstance(doc, dict) for doc in docs):
+        raise UsageError(f"{path} holds no MimoDeployment")
+    return docs
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    out: list[dict[str, object]] = []
+    for doc in load_manifests(args.filename):
+        if doc.get("kind") != "MimoDeployment":
+            continue
+        meta = doc.setdefault("metadata", {})
+        if isinstance(meta, dict) and args.namespace:
+            meta["namespace"] = args.namespace
+        try:
+            md = parse_mimo_deployment(doc)
+        except SpecInvalid as exc:
+            raise UsageError(f"{args.filename}: {exc}") from None
+        result = plan_for(md.spec)
+        if isinstance(result, PlanError):
+            sys.stderr.write(f"{md.metadata.name}: infeasible ({result.reason}): {result.message}\n")
+            status = EXIT_INFEASIBLE
+            continue
+        out.extend(render_children(md, result, RenderConfig()))
+    sys.stdout.write(yaml.safe_dump_all(out, sort_keys=False))
+    return status
+
+
 def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="plan one replica of MiMo-V2-Flash on a GPU type, no cluster needed")
     p.add_argument("--precision", choices=["bf16", "fp8", "int4"], default="fp8")
@@ -183,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gpus", help="list the GPU catalog")
     g.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
     g.set_defaults(func=_cmd_gpus)
+    r = sub.add_parser("render", help="print every child manifest of MimoDeployments, no cluster needed")
+    r.add_argument("-f", "--filename", required=True, help="YAML file of MimoDeployments, or - for stdin")
+    r.add_argument("-n", "--namespace", help="namespace to render into (default: the manifest's, or default)")
+    r.set_defaults(func=_cmd_render)
     return parser
 
 

@@ -94,14 +94,22 @@ def _apply_overrides(request: PlanRequest, layouts: list[Layout]) -> list[Layout
         candidate = Layout(lay.tensor, lay.pipeline, lay.data, expert)
         if candidate not in out:
             out.append(candidate)
-    extra: list[Layout] = []
     # An explicit tensor x pipeline the default search does not produce (e.g. TP2 x PP2 on one node).
     if over.tensor is not None and over.pipeline is not None and not out:
-        data = over.data or 1
-        extra.append(
-            Layout(over.tensor, over.pipeline, data, bool(over.expert) if over.expert is not None else False)
-        )
-    return out + extra
+        out.append(Layout(over.tensor, over.pipeline, over.data or 1, bool(over.expert)))
+    return out
+
+
+def _layout_problem(request: PlanRequest, layout: Layout) -> str | None:
+    """Shapes the renderer cannot place: replicas span whole nodes, and only pipeline stages cross them."""
+    per_node = request.gpus_per_node
+    if layout.gpus <= per_node:
+        return None
+    if layout.gpus % per_node:
+        return f"{layout.describe()} needs {layout.gpus} GPUs, which do not fill whole {per_node}-GPU nodes"
+    if layout.data > 1:
+        return f"{layout.describe()} spreads data parallel ranks over nodes, which is not supported yet"
+    return None
 
 
 def _evaluate(request: PlanRequest, profile: ModelProfile, layout: Layout) -> _Evaluation:
@@ -288,6 +296,10 @@ def plan(request: PlanRequest, profile: ModelProfile) -> Plan | PlanError:
     if problem is not None:
         return problem
     layouts = _apply_overrides(request, _candidates(request, profile))
+    unplaceable = [why for lay in layouts if (why := _layout_problem(request, lay))]
+    layouts = [lay for lay in layouts if _layout_problem(request, lay) is None]
+    if unplaceable and not layouts:
+        return PlanError("LayoutNotPlaceable", unplaceable[0])
     if not layouts:
         return PlanError(
             "NoLayoutMatchesOverrides",

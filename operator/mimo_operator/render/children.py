@@ -1,0 +1,43 @@
+"""Every child object a MimoDeployment wants, rendered in one pure call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from mimo_operator.api import MimoDeployment
+from mimo_operator.planner import Plan
+from mimo_operator.render.autoscaling import render_hpa
+from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.network import render_api_service, render_pdb, render_pods_service
+from mimo_operator.render.workload import render_statefulsets
+
+# Kinds the operator creates, in apply order; pruning walks the same list.
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "Service"),
+    ("apps/v1", "StatefulSet"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+)
+
+
+def plan_hash(md: MimoDeployment, plan: Plan, config: RenderConfig) -> str:
+    """Hash of what the pods run, independent of how many there are: it changes exactly when a
+    rollout is needed (precision, GPU, max-len, image, args...), not on scaling."""
+    templates = [sts["spec"]["template"] for sts in render_statefulsets(md, plan, config, 1, "")]
+    digest = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
+    return digest[:10]
+
+
+def render_children(md: MimoDeployment, plan: Plan, config: RenderConfig) -> list[dict[str, Any]]:
+    replicas = md.spec.effective_replicas()
+    digest = plan_hash(md, plan, config)
+    children: list[dict[str, Any] | None] = [
+        render_api_service(md, plan),
+        render_pods_service(md),
+        *render_statefulsets(md, plan, config, replicas, digest),
+        render_pdb(md, replicas),
+        render_hpa(md),
+    ]
+    return [child for child in children if child is not None]

@@ -1,0 +1,81 @@
+"""The `vllm serve` command line: every flag derived from the plan and the spec, in a stable order.
+
+Only flags that exist in the pinned vLLM release are emitted (tests parse each rendered line with that
+release's own argument parser). Removed flags such as `--swap-space` or `--disable-log-requests`,
+and `--quantization fp8` (the checkpoint carries its own quantization config), are never written.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mimo_operator.api import MimoDeployment
+from mimo_operator.api import constants as c
+from mimo_operator.planner import Plan
+from mimo_operator.render.config import RenderConfig
+
+# vLLM reads the API key from this variable as well as from --api-key; the env form keeps the
+# secret out of the pod spec and out of `ps` output.
+API_KEY_ENV = "VLLM_API_KEY"
+NODE_RANK_ENV = "NODE_RANK"
+# MiMo-V2-Flash's own parsers, registered in vLLM 0.33 (model-facts.md).
+REASONING_PARSER = "mimo"
+TOOL_CALL_PARSER = "mimo"
+# vLLM uses the first of the three MTP blocks; one speculative token per step (vLLM recipe).
+MTP_CONFIG = {"method": "mtp", "num_speculative_tokens": 1}
+
+
+def served_model_name(md: MimoDeployment) -> str:
+    return md.spec.model.served_name or md.metadata.name
+
+
+def vllm_serve_args(
+    md: MimoDeployment, plan: Plan, config: RenderConfig, master_addr: str | None = None
+) -> list[str]:
+    """Arguments after `vllm serve`, model first. Multi-node replicas pass `master_addr` and take
+    their node rank from $(NODE_RANK), which Kubernetes expands from the pod's index."""
+    spec = md.spec
+    args = [spec.model.name, "--served-model-name", served_model_name(md)]
+    if spec.model.revision:
+        args += ["--revision", spec.model.revision]
+    args += ["--download-dir", config.model_mount_path, "--trust-remote-code"]
+    args += ["--host", "0.0.0.0", "--port", str(c.HTTP_PORT)]
+    args += ["--tensor-parallel-size", str(plan.tensor_parallel)]
+    if plan.pipeline_parallel > 1:
+        args += ["--pipeline-parallel-size", str(plan.pipeline_parallel)]
+    if plan.data_parallel > 1:
+        args += ["--data-parallel-size", str(plan.data_parallel)]
+    if plan.expert_parallel:
+        args.append("--enable-expert-parallel")
+    args += ["--max-model-len", str(plan.max_model_len)]
+    args += ["--gpu-memory-utilization", f"{plan.gpu_memory_utilization:g}"]
+    if plan.kv_cache_dtype == "fp8":
+        args += ["--kv-cache-dtype", "fp8"]
+    if plan.mtp:
+        args += ["--speculative-config", json.dumps(MTP_CONFIG, separators=(",", ":"))]
+    args += ["--reasoning-parser", REASONING_PARSER]
+    args += ["--enable-auto-tool-choice", "--tool-call-parser", TOOL_CALL_PARSER]
+    if spec.thinking.default:
+        args += [
+            "--default-chat-template-kwargs",
+            json.dumps({"enable_thinking": True}, separators=(",", ":")),
+        ]
+    if master_addr is not None:
+        args += [
+            "--nnodes",
+            str(plan.nodes_per_replica),
+            "--node-rank",
+            f"$({NODE_RANK_ENV})",
+            "--master-addr",
+            master_addr,
+            "--master-port",
+            str(c.MASTER_PORT),
+        ]
+    return args + list(spec.serving.extra_args)
+
+
+# Pod 0 of a multi-node group serves the API; the others join headless. One StatefulSet template
+# serves both, so a two-line shell decides by rank; the arguments stay a plain list.
+GROUP_ENTRYPOINT = (
+    'if [ "$NODE_RANK" = "0" ]; then exec vllm serve "$@"; else exec vllm serve "$@" --headless; fi'
+)

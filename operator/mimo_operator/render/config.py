@@ -1,0 +1,22 @@
+"""What the renderers need from the operator's configuration, as a plain value (no env, no files)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The vLLM release the operator's command lines are written and tested for: MiMo-V2-Flash runs from
+# 0.14, its reasoning/tool parsers from 0.20, MTP from 0.22; `mimo` parsers are registered in 0.33
+# (model-facts.md). tests/vllm_cli checks every rendered command with this version's own parser.
+VLLM_VERSION = "0.33.0"
+DEFAULT_VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    vllm_image: str = DEFAULT_VLLM_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    # Seconds vLLM needs besides reading weights: process start, NCCL setup, torch.compile and CUDA
+    # graph capture (several minutes for a 48-layer MoE on first start).
+    engine_init_seconds: int = 420
+    termination_grace_seconds: int = 120
+    model_mount_path: str = "/models"

@@ -1,0 +1,56 @@
+"""From a MimoDeployment spec to the planner's request: the one place spec fields meet planner inputs."""
+
+from __future__ import annotations
+
+from mimo_operator.api.spec import MimoDeploymentSpec
+from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
+from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
+from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
+
+# Either flag makes vLLM store every layer's full KV (model-facts.md, "KV cache").
+HYBRID_KV_OFF_FLAGS = ("--disable-hybrid-kv-cache-manager", "--kv-transfer-config")
+
+
+def gpu_for(spec: MimoDeploymentSpec) -> GpuSpec | PlanError:
+    if spec.gpu.type == "custom":
+        if spec.gpu.memory_gi_b is None:
+            return PlanError("CustomGpuNeedsMemory", "spec.gpu.type custom needs spec.gpu.memoryGiB")
+        return custom_gpu(spec.gpu.memory_gi_b, spec.gpu.per_node or 8)
+    return GPU_CATALOG[spec.gpu.type]
+
+
+def plan_request_for(spec: MimoDeploymentSpec, gpu: GpuSpec) -> PlanRequest:
+    extra = {arg.split("=", 1)[0] for arg in spec.serving.extra_args}
+    mtp = {"auto": None, "on": True, "off": False}[spec.speculative_decoding.mtp]
+    return PlanRequest(
+        precision=spec.precision,
+        gpu=gpu,
+        gpus_per_node=spec.gpu.per_node or gpu.default_per_node,
+        kv_cache_dtype=spec.kv_cache_dtype,
+        gpu_memory_utilization=spec.gpu_memory_utilization,
+        max_model_len=spec.context.max_model_len,
+        min_concurrency=spec.context.min_concurrency,
+        overrides=ParallelismOverrides(
+            tensor=spec.parallelism.tensor,
+            pipeline=spec.parallelism.pipeline,
+            data=spec.parallelism.data,
+            expert=spec.parallelism.expert,
+        ),
+        strategy=spec.parallelism.strategy,
+        mtp=mtp,
+        hybrid_kv_cache=not any(flag in extra for flag in HYBRID_KV_OFF_FLAGS),
+    )
+
+
+def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
+    """Plan a spec; spec-level problems the CRD cannot catch come back as a PlanError too."""
+    owned = spec.owned_flags_in_extra_args()
+    if owned:
+        return PlanError(
+            "ExtraArgsOwnedFlag",
+            f"spec.serving.extraArgs sets {', '.join(owned)}, which the operator derives from the spec",
+        )
+    gpu = gpu_for(spec)
+    if isinstance(gpu, PlanError):
+        return gpu
+    return plan(plan_request_for(spec, gpu), MIMO_V2_FLASH)

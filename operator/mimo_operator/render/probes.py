@@ -1,0 +1,69 @@
+"""Health probes sized for a model that takes many minutes to load.
+
+While vLLM loads weights its port refuses connections, so a liveness probe alone would kill it in a
+loop. A startupProbe holds the other probes off for a budget derived from the bytes each pod reads:
+weights per pod / load rate + engine initialisation. Readiness then gates traffic on /health, and
+liveness restarts only an engine that has been dead for minutes, never one that is merely busy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mimo_operator.api import MimoDeployment
+from mimo_operator.api import constants as c
+from mimo_operator.planner import Plan
+from mimo_operator.render.config import RenderConfig
+
+STARTUP_PERIOD_SECONDS = 10
+
+# Multi-node groups share one pod template: rank 0 checks /health, headless workers serve no HTTP
+# and report healthy while their process runs (the container exits if vLLM dies). python3 is in
+# every vLLM image; curl is not guaranteed.
+_GROUP_HEALTH_SCRIPT = (
+    '[ "$NODE_RANK" != "0" ] || exec python3 -c '
+    f"\"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{c.HTTP_PORT}/health', timeout=5)\""
+)
+
+
+def startup_budget_seconds(md: MimoDeployment, plan: Plan, config: RenderConfig) -> int:
+    configured = md.spec.probes.startup_budget_seconds
+    if configured != "auto":
+        return configured
+    weights_mib = plan.weights_gib_per_pod * 1024
+    load = weights_mib / md.spec.probes.load_rate_mi_bps
+    budget = load + config.engine_init_seconds
+    return int(math.ceil(budget / STARTUP_PERIOD_SECONDS) * STARTUP_PERIOD_SECONDS)
+
+
+def _check(multi_node: bool) -> dict[str, Any]:
+    if multi_node:
+        return {"exec": {"command": ["/bin/sh", "-c", _GROUP_HEALTH_SCRIPT]}}
+    return {"httpGet": {"path": "/health", "port": "http"}}
+
+
+def probes(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: bool) -> dict[str, Any]:
+    budget = startup_budget_seconds(md, plan, config)
+    return {
+        "startupProbe": {
+            **_check(multi_node),
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": budget // STARTUP_PERIOD_SECONDS,
+        },
+        "readinessProbe": {
+            **_check(multi_node),
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        # /health answers 503 only once the engine died; a long-running batch does not stall it, but
+        # allow 3 minutes of silence before a restart that costs a full weight reload.
+        "livenessProbe": {
+            **_check(multi_node),
+            "periodSeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 6,
+        },
+    }
