@@ -1,0 +1,741 @@
+"""Run a real Kubernetes control plane on 127.0.0.1, with kwok pretending to be the GPU nodes.
+
+Start order matters and each step waits for the previous one to be healthy: etcd -> kube-apiserver ->
+kube-controller-manager -> kube-scheduler -> kwok -> Node objects -> nodes Ready and untainted. Every
+component runs in its own process group with its log in the state directory, so teardown can kill the
+whole group and a startup failure can show the component's own words.
+
+Teardown is guaranteed three ways, because a leaked etcd or apiserver would poison the next run:
+`stop()` (also via the context manager and the pytest fixture), an atexit hook, and a SIGTERM/SIGHUP
+handler; in the foreground the children also get PR_SET_PDEATHSIG so they die with a SIGKILLed parent.
+With `background=True` (what `mimo-operator sandbox up` uses) none of that is armed after a successful
+start: the processes outlive the caller and `Sandbox.attach(state_dir).stop()` ends them later.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import yaml
+
+from mimo_operator.sandbox import build
+from mimo_operator.sandbox import pools as node_pools
+from mimo_operator.sandbox.certs import ClientIdentity, Pki, generate_pki
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+POD_CIDR = "10.244.0.0/16"  # kwok hands out pod IPs from here
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+# kwok Stages, read from kwok's own module directory so they always match the kwok binary's version.
+# "fast" pod stages make a scheduled pod Running and Ready immediately; heartbeat-with-lease keeps
+# nodes Ready through Leases (kwok renews them) instead of rewriting every node's status.
+KWOK_STAGE_FILES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+)
+
+_STATE_FILE = "state.json"
+# Everything a sandbox writes into its state directory; stop() removes exactly these, so pointing
+# state_dir at an existing directory never deletes anything else.
+_OWNED_ENTRIES = ("etcd-data", "pki", "logs", "kubeconfigs", "run", "kubeconfig", _STATE_FILE)
+_LOG_TAIL_LINES = 30
+_STOP_GRACE_SECONDS = 10.0
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not start (the message names the component and shows its log) or is misused."""
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    pid: int | None
+    running: bool
+    healthy: bool
+    detail: str
+    log: Path | None
+
+
+@dataclass
+class _Component:
+    name: str
+    pid: int
+    log: Path
+    health_url: str
+    popen: subprocess.Popen[bytes] | None = None  # None when attached from another process
+
+
+def _free_port() -> int:
+    # The kernel picks an unused port; the tiny window before the component binds it is acceptable
+    # for a local sandbox, and a collision shows up as a clear startup failure with the log.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG = 1: if the Python process is SIGKILLed no atexit hook runs; this makes the
+    # kernel send the component SIGTERM instead of leaving it orphaned.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> dict[str, Any]:
+    def b64(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode()
+
+    # Credentials are embedded rather than referenced so the file works from any working directory
+    # and for every client (kubectl, the Python client, helm, kopf).
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "sandbox", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}
+        ],
+        "users": [
+            {"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}
+        ],
+        "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": user}}],
+        "current-context": "sandbox",
+    }
+
+
+class Sandbox:
+    """A running (or startable) sandbox control plane.
+
+    >>> with Sandbox() as sb:                         # doctest: +SKIP
+    ...     sb.kubectl("get", "nodes")
+
+    `pools`: a list of NodePool, a path to a pools YAML file, or None for the packaged default.
+    `state_dir`: where pids, logs, PKI, etcd data and the kubeconfig live; None means a fresh temporary
+    directory (removed by stop()).
+    """
+
+    def __init__(
+        self,
+        pools: Sequence[node_pools.NodePool] | Path | str | None = None,
+        state_dir: Path | str | None = None,
+        *,
+        bins: build.BinPaths | None = None,
+        startup_timeout: float = 180.0,
+        background: bool = False,
+    ) -> None:
+        if pools is None or isinstance(pools, str | Path):
+            self.pools = node_pools.load_pools(None if pools is None else Path(pools))
+        else:
+            self.pools = list(pools)
+        self._temp_state = state_dir is None
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self._bins = bins
+        self.startup_timeout = startup_timeout
+        self.background = background
+        self.server = ""
+        self.startup_seconds: float | None = None
+        self._components: dict[str, _Component] = {}
+        self._pki: Pki | None = None
+        self._stopped = True
+        self._armed = False
+        self._previous_handlers: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._deadline = 0.0
+
+    # ---- paths -----------------------------------------------------------------------------------
+
+    def _dir(self) -> Path:
+        if self.state_dir is None:
+            raise SandboxError("the sandbox has no state directory yet; call start() first")
+        return self.state_dir
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Admin kubeconfig (user `admin`, group system:masters)."""
+        return self._dir() / "kubeconfig"
+
+    @property
+    def bin_dir(self) -> Path:
+        """Directory with etcd, kube-*, kubectl, kwok and helm (put it on PATH for subprocesses)."""
+        return self.bins.bin_dir
+
+    @property
+    def bins(self) -> build.BinPaths:
+        if self._bins is None:
+            self._bins = build.ensure_binaries()
+        return self._bins
+
+    @property
+    def node_names(self) -> list[str]:
+        return [name for pool in self.pools for name in pool.node_names()]
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> Sandbox:
+        """Start every component and wait until the nodes are Ready; on any failure, clean up and raise."""
+        if not self._stopped:
+            return self
+        t0 = time.monotonic()
+        bins = self.bins  # may build (slow, once) before any process exists
+        stage_dir = build.kwok_module_dir()
+        if self.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="mimo-sandbox-"))
+        self._check_not_running()
+        self._remove_owned_entries()
+        state = self._dir()
+        for sub in ("logs", "kubeconfigs", "run"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        self._stopped = False
+        self._arm_cleanup(during_start=True)
+        try:
+            self._start_components(bins, stage_dir)
+            self._create_nodes()
+            self._wait_nodes_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        self._write_state()
+        if self.background:
+            self._disarm_cleanup()
+        log.info(
+            "sandbox up in %.1fs: %s (kubeconfig %s)", self.startup_seconds, self.server, self.kubeconfig
+        )
+        return self
+
+    def stop(self) -> None:
+        """Kill every component's process group (newest first) and remove what the sandbox wrote."""
+        with self._lock:
+            if self._stopped and not self._components:
+                return
+            for name in reversed(COMPONENTS):
+                comp = self._components.pop(name, None)
+                if comp is not None:
+                    self._kill(comp)
+            self._stopped = True
+            self._disarm_cleanup()
+            if self.state_dir is not None:
+                self._remove_owned_entries()
+                if self._temp_state:
+                    shutil.rmtree(self.state_dir, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        self.state_dir.rmdir()  # only if nothing else lives there
+
+    @classmethod
+    def attach(cls, state_dir: Path | str) -> Sandbox:
+        """The sandbox a background `up` left in `state_dir` (for `status` and `down`)."""
+        state_path = Path(state_dir) / _STATE_FILE
+        try:
+            state = json.loads(state_path.read_text())
+        except FileNotFoundError:
+            raise SandboxError(
+                f"no sandbox state in {state_dir} (is it running? `sandbox up` first)"
+            ) from None
+        sb = cls(pools=[], state_dir=state_dir)
+        sb.server = state["server"]
+        sb.startup_seconds = state.get("startup_seconds")
+        sb._components = {
+            name: _Component(name=name, pid=c["pid"], log=Path(c["log"]), health_url=c["health_url"])
+            for name, c in state["components"].items()
+        }
+        sb._stopped = False
+        return sb
+
+    def status(self) -> list[ComponentStatus]:
+        result = []
+        for name in COMPONENTS:
+            comp = self._components.get(name)
+            if comp is None:
+                result.append(ComponentStatus(name, None, False, False, "not started", None))
+                continue
+            running = self._alive(comp)
+            healthy, detail = self._probe(comp) if running else (False, "process exited")
+            result.append(ComponentStatus(name, comp.pid, running, healthy, detail, comp.log))
+        return result
+
+    # ---- helpers for users -----------------------------------------------------------------------
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against the sandbox as admin; with check=True a failure raises with its stderr."""
+        cmd = [str(self.bins.kubectl), f"--kubeconfig={self.kubeconfig}", *args]
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise SandboxError(
+                f"`kubectl {' '.join(args)}` failed ({proc.returncode}): {proc.stderr.strip()}"
+            )
+        return proc
+
+    def env(self) -> dict[str, str]:
+        """Environment for subprocesses that should talk to the sandbox (KUBECONFIG, PATH with bin_dir)."""
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    # ---- internals: processes ----------------------------------------------------------------------
+
+    def _check_not_running(self) -> None:
+        state_path = self._dir() / _STATE_FILE
+        if not state_path.exists():
+            return
+        other = Sandbox.attach(self._dir())
+        if any(other._alive(c) for c in other._components.values()):
+            raise SandboxError(
+                f"a sandbox is already running from {self._dir()} ({other.server}); "
+                "stop it first (`mimo-operator sandbox down`)"
+            )
+
+    def _remove_owned_entries(self) -> None:
+        state = self._dir()
+        for entry in _OWNED_ENTRIES:
+            path = state / entry
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _spawn(self, name: str, argv: Sequence[str], health_url: str) -> _Component:
+        log_path = self._dir() / "logs" / f"{name}.log"
+        # Foreground children die with us; background ones must outlive the `sandbox up` command.
+        die_with_parent = not self.background and threading.current_thread() is threading.main_thread()
+        with log_path.open("ab") as log_fh:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+                cwd=self._dir() / "run",
+                start_new_session=True,  # own process group: teardown kills the component and its children
+                preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+            )
+        comp = _Component(name=name, pid=popen.pid, log=log_path, health_url=health_url, popen=popen)
+        self._components[name] = comp
+        log.debug("started %s (pid %d): %s", name, popen.pid, " ".join(argv))
+        return comp
+
+    def _alive(self, comp: _Component) -> bool:
+        if comp.popen is not None:
+            return comp.popen.poll() is None
+        return _pid_alive(comp.pid)
+
+    def _kill(self, comp: _Component) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(comp.pid, sig)
+            deadline = time.monotonic() + (_STOP_GRACE_SECONDS if sig == signal.SIGTERM else 5.0)
+            while time.monotonic() < deadline:
+                if not self._alive(comp) and not self._group_alive(comp.pid):
+                    break
+                time.sleep(0.05)
+            else:
+                continue
+            break
+        if comp.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                comp.popen.wait(timeout=1)
+
+    @staticmethod
+    def _group_alive(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True if not Path(f"/proc/{pgid}").exists() else _pid_alive(pgid)
+
+    def _fail(self, comp: _Component, why: str) -> SandboxError:
+        return SandboxError(
+            f"sandbox component {comp.name} {why}\n--- last lines of {comp.log} ---\n{_log_tail(comp.log)}"
+        )
+
+    def _wait_healthy(self, comp: _Component, deadline: float) -> None:
+        detail = "no response yet"
+        while time.monotonic() < deadline:
+            if not self._alive(comp):
+                rc = comp.popen.returncode if comp.popen is not None else "?"
+                raise self._fail(comp, f"exited during startup (exit code {rc})")
+            healthy, detail = self._probe(comp)
+            if healthy:
+                return
+            time.sleep(0.2)
+        raise self._fail(comp, f"did not become healthy within {self.startup_timeout:.0f}s ({detail})")
+
+    def _ssl_context(self, *, verify: bool) -> ssl.SSLContext:
+        if not verify:
+            # Controller-manager, scheduler and kwok serve health on self-signed certs they generate.
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        pki = self._pki_paths()
+        ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+        ctx.load_cert_chain(str(pki["admin.crt"]), str(pki["admin.key"]))
+        return ctx
+
+    def _pki_paths(self) -> dict[str, Path]:
+        d = self._dir() / "pki"
+        return {"ca": d / "ca.crt", "admin.crt": d / "admin.crt", "admin.key": d / "admin.key"}
+
+    def _probe(self, comp: _Component) -> tuple[bool, str]:
+        url = comp.health_url
+        try:
+            ctx = None
+            if url.startswith("https://"):
+                ctx = self._ssl_context(verify=comp.name == "kube-apiserver")
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+                body = resp.read().decode(errors="replace").strip()
+        except urllib.error.HTTPError as exc:
+            return False, f"{url} -> HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            return False, f"{url} -> {exc}"
+        if comp.name == "etcd":
+            ok = '"health":"true"' in body.replace(" ", "")
+            return ok, body
+        return True, body[:80]
+
+    # ---- internals: control plane ------------------------------------------------------------------
+
+    def _start_components(self, bins: build.BinPaths, kwok_dir: Path) -> None:
+        state = self._dir()
+        deadline = time.monotonic() + self.startup_timeout
+        pki = generate_pki(
+            state / "pki",
+            service_ip=SERVICE_IP,
+            clients={
+                "admin": ClientIdentity("admin", ("system:masters",)),
+                # The bootstrap RBAC policy grants these exact user names their components' permissions.
+                "kube-controller-manager": ClientIdentity("system:kube-controller-manager"),
+                "kube-scheduler": ClientIdentity("system:kube-scheduler"),
+                # kwok writes node and pod status across the cluster; no narrower built-in role fits.
+                "kwok": ClientIdentity("kwok", ("system:masters",)),
+            },
+        )
+        self._pki = pki
+
+        etcd_client, etcd_peer = _free_port(), _free_port()
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(bins.etcd),
+                "--name=sandbox",
+                f"--data-dir={state / 'etcd-data'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster=sandbox=http://127.0.0.1:{etcd_peer}",
+                # Data is thrown away at teardown; fsync would only make every write wait on the disk.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+            f"http://127.0.0.1:{etcd_client}/health",
+        )
+        self._wait_healthy(etcd, deadline)
+
+        api_port = _free_port()
+        self.server = f"https://127.0.0.1:{api_port}"
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(bins.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={state / 'pki' / 'apiserver-generated'}",
+                f"--tls-cert-file={pki.apiserver.cert}",
+                f"--tls-private-key-file={pki.apiserver.key}",
+                f"--client-ca-file={pki.ca.cert}",
+                "--authorization-mode=Node,RBAC",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-account-key-file={pki.service_account_pub}",
+                f"--service-account-signing-key-file={pki.service_account_key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # No kubelets or real endpoints here: don't try to publish the apiserver's own endpoint.
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+            ],
+            f"{self.server}/readyz",
+        )
+        self._wait_healthy(apiserver, deadline)
+
+        kubeconfigs = state / "kubeconfigs"
+        admin = pki.clients["admin"]
+        self.kubeconfig.write_text(
+            yaml.safe_dump(_kubeconfig(self.server, pki.ca.cert, admin.cert, admin.key, "admin"))
+        )
+        self.kubeconfig.chmod(0o600)
+        component_kubeconfigs: dict[str, Path] = {}
+        for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            pair = pki.clients[name]
+            path = kubeconfigs / f"{name}.kubeconfig"
+            path.write_text(yaml.safe_dump(_kubeconfig(self.server, pki.ca.cert, pair.cert, pair.key, name)))
+            path.chmod(0o600)
+            component_kubeconfigs[name] = path
+
+        kcm_port = _free_port()
+        kcm_kc = component_kubeconfigs["kube-controller-manager"]
+        kcm = self._spawn(
+            "kube-controller-manager",
+            [
+                str(bins.kube_controller_manager),
+                f"--kubeconfig={kcm_kc}",
+                f"--authentication-kubeconfig={kcm_kc}",
+                f"--authorization-kubeconfig={kcm_kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--cert-dir={state / 'pki' / 'kcm-generated'}",
+                # Signs ServiceAccount tokens the controllers use, and publishes kube-root-ca.crt.
+                f"--service-account-private-key-file={pki.service_account_key}",
+                f"--root-ca-file={pki.ca.cert}",
+                "--use-service-account-credentials=true",
+                f"--cluster-signing-cert-file={pki.ca.cert}",
+                f"--cluster-signing-key-file={pki.ca.key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # One instance: skipping leader election saves the lease acquisition wait at startup.
+                "--leader-elect=false",
+                "--controllers=*",
+                "--profiling=false",
+            ],
+            f"https://127.0.0.1:{kcm_port}/healthz",
+        )
+        self._wait_healthy(kcm, deadline)
+
+        sched_port = _free_port()
+        sched_kc = component_kubeconfigs["kube-scheduler"]
+        scheduler = self._spawn(
+            "kube-scheduler",
+            [
+                str(bins.kube_scheduler),
+                f"--kubeconfig={sched_kc}",
+                f"--authentication-kubeconfig={sched_kc}",
+                f"--authorization-kubeconfig={sched_kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                f"--cert-dir={state / 'pki' / 'scheduler-generated'}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+            f"https://127.0.0.1:{sched_port}/healthz",
+        )
+        self._wait_healthy(scheduler, deadline)
+
+        kwok_port = _free_port()
+        stage_args = []
+        for rel in KWOK_STAGE_FILES:
+            stage = kwok_dir / rel
+            if not stage.is_file():
+                raise SandboxError(f"kwok stage {stage} is missing from the kwok module directory {kwok_dir}")
+            stage_args.append(f"--config={stage}")
+        kwok = self._spawn(
+            "kwok",
+            [
+                str(bins.kwok),
+                f"--kubeconfig={component_kubeconfigs['kwok']}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={node_pools.KWOK_ANNOTATION}={node_pools.KWOK_ANNOTATION_VALUE}",
+                # Leases keep nodes alive for the node-lifecycle controller without status rewrites.
+                "--node-lease-duration-seconds=40",
+                f"--cidr={POD_CIDR}",
+                f"--server-address=127.0.0.1:{kwok_port}",
+                *stage_args,
+            ],
+            f"http://127.0.0.1:{kwok_port}/healthz",
+        )
+        self._wait_healthy(kwok, deadline)
+        self._deadline = deadline
+
+    def _api(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.server}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10, context=self._ssl_context(verify=True)) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def _create_nodes(self) -> None:
+        for node in node_pools.node_manifests(self.pools):
+            try:
+                self._api("POST", "/api/v1/nodes", node)
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")
+                raise SandboxError(
+                    f"creating node {node['metadata']['name']} failed: {exc.code} {detail}"
+                ) from exc
+
+    def _wait_nodes_ready(self) -> None:
+        wanted = set(self.node_names)
+        pending: set[str] = set(wanted)
+        while time.monotonic() < self._deadline:
+            for comp in self._components.values():
+                if not self._alive(comp):
+                    raise self._fail(comp, "exited while waiting for the nodes to become Ready")
+            items = self._api("GET", "/api/v1/nodes")["items"]
+            ready = set()
+            for node in items:
+                conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+                taints = {t["key"] for t in node.get("spec", {}).get("taints", []) or []}
+                if conditions.get("Ready") == "True" and not taints & {
+                    "node.kubernetes.io/not-ready",
+                    "node.kubernetes.io/unreachable",
+                }:
+                    ready.add(node["metadata"]["name"])
+            pending = wanted - ready
+            if not pending:
+                return
+            time.sleep(0.3)
+        example = sorted(pending)[:5]
+        raise self._fail(
+            self._components["kwok"],
+            f"did not make {len(pending)} node(s) Ready and untainted in time (e.g. {example})",
+        )
+
+    def _write_state(self) -> None:
+        state = {
+            "server": self.server,
+            "kubeconfig": str(self.kubeconfig),
+            "startup_seconds": self.startup_seconds,
+            "components": {
+                name: {"pid": c.pid, "log": str(c.log), "health_url": c.health_url}
+                for name, c in self._components.items()
+            },
+            "nodes": self.node_names,
+        }
+        (self._dir() / _STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    # ---- internals: cleanup on exit and signals -------------------------------------------------------
+
+    def _arm_cleanup(self, *, during_start: bool) -> None:
+        if self._armed:
+            return
+        self._armed = True
+        atexit.register(self.stop)
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed from the main thread
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            self._previous_handlers[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+
+    def _disarm_cleanup(self) -> None:
+        if not self._armed:
+            return
+        self._armed = False
+        atexit.unregister(self.stop)
+        if threading.current_thread() is threading.main_thread():
+            for signum, previous in self._previous_handlers.items():
+                signal.signal(signum, previous)
+        self._previous_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        previous = self._previous_handlers.get(signum, signal.SIG_DFL)
+        self.stop()  # restores the previous handler
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            # Die the way the signal intended (exit status, parent's view) now that the sandbox is gone.
+            os.kill(os.getpid(), signum)
+
+
+def default_state_dir() -> Path:
+    """Where `mimo-operator sandbox up` keeps a background sandbox."""
+    return build.cache_dir() / "sandbox"
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """A falsy predicate result that still says what was observed, for wait_until's failure message."""
+
+    observed: Any
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float, description: str, interval: float = 0.2
+) -> Any:
+    """Poll `predicate` until it returns a truthy value (returned); fail with the last value seen.
+
+    A predicate can return `NotYet(observed)` to report what it saw while still counting as "not yet".
+
+    Lives here rather than in the pytest plugin so non-test code (the demo, benchmarks) can wait the
+    same way; the plugin re-exports it as `wait_for`.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            last = predicate()
+            last_exc = None
+            if last:
+                return last
+        except Exception as exc:
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            seen = f"last exception: {last_exc!r}" if last_exc is not None else f"last value: {last!r}"
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {description}; {seen}")
+        time.sleep(interval)
