@@ -1,0 +1,1 @@
+"""Checks generated `vllm serve` command lines against the real vLLM parser (see harness.py)."""
