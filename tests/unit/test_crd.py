@@ -93,7 +93,7 @@ def test_schema_is_structural() -> None:
     problems = []
     for path, node in walk(openapi_schema()):
         where = path or "<root>"
-        for key in set(node) - ALLOWED_KEYS:
+        for key in set(node) - ALLOWED_KEYS - ({"default"} if path == "spec.replicas" else set()):
             problems.append(f"{where}: key {key!r} is not allowed ($ref, $defs, title, default, const...)")
         if "type" not in node and not node.get("x-kubernetes-int-or-string"):
             problems.append(f"{where}: no type")
@@ -129,9 +129,11 @@ def test_every_spec_field_has_a_description() -> None:
     assert not missing, f"spec fields without a description (add an attribute docstring): {missing}"
 
 
-def test_no_defaults_anywhere() -> None:
-    # The API server must not write fields the user did not; the operator applies the defaults.
-    assert all("default" not in node for _, node in walk(openapi_schema()))
+def test_only_replicas_has_a_default() -> None:
+    # The API server must not write fields the user did not; the operator applies the pydantic
+    # defaults. spec.replicas is the exception the scale subresource needs (see crd._spec_schema).
+    defaulted = {path: node["default"] for path, node in walk(openapi_schema()) if "default" in node}
+    assert defaulted == {"spec.replicas": 1}
 
 
 def test_int_or_string_fields_keep_their_bounds() -> None:
@@ -230,9 +232,10 @@ def test_cel_rules_name_their_fields() -> None:
     )
     [gpu] = rules("spec.gpu")
     assert "spec.gpu.memoryGiB" in gpu["message"]
-    [name] = rules("")
-    assert name["rule"] == f"size(self.metadata.name) <= {MAX_NAME_LENGTH}"
-    assert "metadata.name" in name["message"]
+    length, label = rules("")
+    assert length["rule"] == f"size(self.metadata.name) <= {MAX_NAME_LENGTH}"
+    assert label["rule"] == "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
+    assert "metadata.name" in length["message"] and "metadata.name" in label["message"]
     for rule in rules("spec.serving.extraArgs"):
         assert rule["message"].startswith("spec.serving.extraArgs must not contain --")
 

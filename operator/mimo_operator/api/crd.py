@@ -28,6 +28,7 @@ from mimo_operator.api.constants import (
     SINGULAR,
     VERSION,
 )
+from mimo_operator.api.resource import ObjectMeta
 from mimo_operator.api.spec import OWNED_FLAGS, AutoscalingSpec, MimoDeploymentSpec
 from mimo_operator.api.status import MimoDeploymentStatus
 
@@ -84,6 +85,7 @@ _KEY_ORDER = (
     "pattern",
     "minItems",
     "maxItems",
+    "default",
     "items",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
@@ -252,6 +254,14 @@ def _spec_schema() -> Schema:
         **spec,
     }
     props = spec["properties"]
+    # The one default in the schema, and why: the scale subresource's GET fails with an internal error
+    # when .spec.replicas is absent (apiextensions-apiserver registry/customresource/etcd.go,
+    # ScaleREST.Get: "the spec replicas field does not exist"), so an HPA could never read a
+    # MimoDeployment that leaves replicas out, which is what GitOps users are told to do when
+    # autoscaling is on. The value is the model's own default, so the operator's view is unchanged.
+    props["replicas"] = _order(
+        {**props["replicas"], "default": MimoDeploymentSpec.model_fields["replicas"].default}
+    )
 
     auto_fields = AutoscalingSpec.model_fields
     min_default, max_default = auto_fields["min_replicas"].default, auto_fields["max_replicas"].default
@@ -304,6 +314,9 @@ def _status_schema() -> Schema:
 
 
 def _root_schema() -> Schema:
+    # The API server allows any DNS subdomain as a custom resource's name; the children need a DNS
+    # label (Services are named after the deployment), which is what ObjectMeta parses.
+    name_pattern = ObjectMeta.model_json_schema()["properties"]["name"]["pattern"]
     return {
         "description": "MimoDeployment serves Xiaomi MiMo-V2-Flash on vLLM with a planned GPU layout.",
         "type": "object",
@@ -319,6 +332,12 @@ def _root_schema() -> Schema:
                 f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
                 f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the names of the"
                 " children (<name>-pods, <name>-r<N>-<pod>) need the rest of the 63-character limit",
+                reason="FieldValueInvalid",
+            ),
+            _rule(
+                f"self.metadata.name.matches('{name_pattern}')",
+                "metadata.name must be a DNS label (lowercase letters, digits and '-', starting with a"
+                " letter): the Services the operator creates are named after it",
                 reason="FieldValueInvalid",
             ),
         ],
