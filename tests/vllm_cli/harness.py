@@ -138,7 +138,7 @@ def _run_streamed(cmd: Sequence[str], what: str) -> None:
         raise VllmVenvError(
             f"{what} failed (exit {rc}): {' '.join(cmd)}\n"
             "If PyPI refused a download or is unreachable, the vLLM parser tests cannot run "
-            "on this machine; nothing was cached, so the next run retries from scratch.\n"
+            "on this machine; the partial venv is not marked ready, so the next run starts over.\n"
             "Last output:\n" + "\n".join(tail)
         )
 
