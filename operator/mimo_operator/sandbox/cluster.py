@@ -66,7 +66,9 @@ KWOK_STAGE_FILES = (
 _STATE_FILE = "state.json"
 # Everything a sandbox writes into its state directory; stop() removes exactly these, so pointing
 # state_dir at an existing directory never deletes anything else.
-_OWNED_ENTRIES = ("etcd-data", "pki", "logs", "kubeconfigs", "run", "kubeconfig", _STATE_FILE)
+_OWNER_FILE = "owner.pid"
+_OWNED_ENTRIES = ("etcd-data", "pki", "logs", "kubeconfigs", "run", "kubeconfig", _STATE_FILE, _OWNER_FILE)
+_TEMP_PREFIX = "mimo-sandbox-"
 _LOG_TAIL_LINES = 30
 _STOP_GRACE_SECONDS = 10.0
 
@@ -237,7 +239,9 @@ class Sandbox:
         bins = self.bins  # may build (slow, once) before any process exists
         stage_dir = build.kwok_module_dir()
         if self.state_dir is None:
-            self.state_dir = Path(tempfile.mkdtemp(prefix="mimo-sandbox-"))
+            _sweep_abandoned_temp_dirs()
+            self.state_dir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
+            (self.state_dir / _OWNER_FILE).write_text(str(os.getpid()))
         self._check_not_running()
         self._remove_owned_entries()
         state = self._dir()
@@ -371,15 +375,27 @@ class Sandbox:
             )
         comp = _Component(name=name, pid=popen.pid, log=log_path, health_url=health_url, popen=popen)
         self._components[name] = comp
+        self._write_state()  # at once, so `down` or a later sweep can find a half-started sandbox
         log.debug("started %s (pid %d): %s", name, popen.pid, " ".join(argv))
         return comp
 
     def _alive(self, comp: _Component) -> bool:
         if comp.popen is not None:
             return comp.popen.poll() is None
-        return _pid_alive(comp.pid)
+        return _pid_alive(comp.pid) and self._is_ours(comp.pid)
+
+    def _is_ours(self, pid: int) -> bool:
+        # An attached sandbox only knows pids from state.json; after a reboot or a long time those can
+        # belong to unrelated processes. Every component's command line names the state directory.
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        return str(self._dir()) in cmdline
 
     def _kill(self, comp: _Component) -> None:
+        if comp.popen is None and not self._alive(comp):
+            return  # gone already, or the pid now belongs to someone else: never signal it
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(comp.pid, sig)
@@ -403,7 +419,8 @@ class Sandbox:
             return False
         except PermissionError:
             return True
-        return True if not Path(f"/proc/{pgid}").exists() else _pid_alive(pgid)
+        # Components do not fork, so the leader is the group: a zombie leader counts as gone.
+        return not Path(f"/proc/{pgid}").exists() or _pid_alive(pgid)
 
     def _fail(self, comp: _Component, why: str) -> SandboxError:
         return SandboxError(
@@ -697,6 +714,24 @@ class Sandbox:
         elif previous == signal.SIG_DFL:
             # Die the way the signal intended (exit status, parent's view) now that the sandbox is gone.
             os.kill(os.getpid(), signum)
+
+
+def _sweep_abandoned_temp_dirs() -> None:
+    """Remove temporary sandboxes whose owning process died without cleaning up (SIGKILL, OOM).
+
+    Their components died with the owner (PR_SET_PDEATHSIG); only the directories remain, and any
+    straggler recorded in state.json is killed here before the directory goes.
+    """
+    for candidate in Path(tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*"):
+        try:
+            owner = int((candidate / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if owner == os.getpid() or _pid_alive(owner):
+            continue
+        with contextlib.suppress(SandboxError, OSError, KeyError, ValueError):
+            Sandbox.attach(candidate).stop()
+        shutil.rmtree(candidate, ignore_errors=True)
 
 
 def default_state_dir() -> Path:
