@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import yaml
@@ -21,6 +22,7 @@ from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest, 
 from mimo_operator.planner.report import plan_as_dict, plan_as_table
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
+from mimo_operator.sandbox.command import add_sandbox_parser
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
 
@@ -213,6 +215,53 @@ def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.set_defaults(func=_cmd_plan)
 
 
+def _cmd_crd(args: argparse.Namespace) -> int:
+    from mimo_operator.api.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import os
+
+    import kopf
+
+    from mimo_operator.handlers.controller import run_operator
+    from mimo_operator.handlers.settings import OperatorSettings
+
+    try:
+        settings = OperatorSettings.load(
+            args.config,
+            namespaces=args.namespace or None,
+            all_namespaces=True if args.all_namespaces else None,
+            log_format=args.log_format,
+            liveness_port=args.liveness_port,
+            metrics_port=args.metrics_port,
+        )
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"invalid operator configuration: {exc}".replace("\n", " ")) from None
+    if not settings.all_namespaces and not settings.namespaces:
+        own = os.environ.get("POD_NAMESPACE")
+        if not own:
+            raise UsageError("say which namespaces to watch: --namespace NS (repeatable) or --all-namespaces")
+        settings = settings.model_copy(update={"namespaces": [own]})
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    if not args.verbose:
+        # kopf logs every event handler call at INFO; the operator logs what it changed instead.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run_operator(settings))
+    except OSError as exc:  # e.g. the metrics or liveness port is taken
+        raise UsageError(f"cannot start the operator: {exc}") from None
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mimo-operator", description=__doc__)
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
@@ -226,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-f", "--filename", required=True, help="YAML file of MimoDeployments, or - for stdin")
     r.add_argument("-n", "--namespace", help="namespace to render into (default: the manifest's, or default)")
     r.set_defaults(func=_cmd_render)
+    crd = sub.add_parser("crd", help="print the MimoDeployment CustomResourceDefinition")
+    crd.set_defaults(func=_cmd_crd)
+    run = sub.add_parser("run", help="run the operator against the cluster of the current kubeconfig")
+    run.add_argument("-n", "--namespace", action="append", help="namespace to watch (repeatable)")
+    run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument("--config", type=Path, help="YAML file of operator settings (env MIMO_OPERATOR_* wins)")
+    run.add_argument("--log-format", choices=["text", "json"])
+    run.add_argument("--liveness-port", type=int, help="port of /healthz (0 disables)")
+    run.add_argument("--metrics-port", type=int, help="port of the Prometheus /metrics endpoint (0 disables)")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=_cmd_run)
+    add_sandbox_parser(sub)
     return parser
 
 

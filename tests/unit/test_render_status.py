@@ -67,11 +67,16 @@ def test_all_ready_is_ready_with_endpoint_and_leader_selector() -> None:
     assert _cond(status, "ModelPinned").status == "True"
 
 
-def test_lost_pod_after_rollout_is_degraded() -> None:
+def test_lost_pod_after_being_ready_is_degraded_but_first_start_is_deploying() -> None:
     md = _md("fp8-h100")
     plan = plan_for(md.spec)
     assert isinstance(plan, Plan)
-    status = _status(md, [_sts(plan_hash(md, plan, RenderConfig()), 2, 1)], 1)
+    digest = plan_hash(md, plan, RenderConfig())
+    first_start = _status(md, [_sts(digest, 2, 1)], 1)
+    assert first_start.phase == "Deploying"
+    served = _status(md, [_sts(digest, 2, 2)], 1)
+    after = _md("fp8-h100", status=served.model_dump(by_alias=True))
+    status = _status(after, [_sts(digest, 2, 1)], 1)
     assert status.phase == "Degraded"
     assert _cond(status, "Degraded").message == "1 of 2 replicas not ready"
 
@@ -89,7 +94,7 @@ def test_multi_node_replica_counts_only_whole_groups() -> None:
     digest = plan_hash(md, plan, RenderConfig())
     # group 0 fully ready, group 1 has one of its two pods ready
     status = _status(md, [_sts(digest, 2, 2), _sts(digest, 2, 1)], 2)
-    assert status.ready_replicas == 1 and status.phase == "Degraded"
+    assert status.ready_replicas == 1 and status.phase == "Deploying"
     assert status.selector == "apps.kubernetes.io/pod-index=0,serving.mimo.dev/deployment=mimo-bf16"
 
 

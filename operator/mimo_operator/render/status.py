@@ -37,7 +37,9 @@ def set_condition(
         last_transition_time=since,
         observed_generation=generation,
     )
-    return [cond for cond in conditions if cond.type != type_] + [updated]
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if cond.type == type_ else cond for cond in conditions]
 
 
 def plan_status(plan: Plan, digest: str) -> PlanStatus:
@@ -107,12 +109,15 @@ def compute_status(
     replicas = md.spec.effective_replicas()
     ready = _ready_replicas(plan, statefulsets, replicas)
     rolling = len(statefulsets) < expected_statefulsets or any(_rolling(sts, digest) for sts in statefulsets)
+    # Degraded means "was serving fully and lost some of it"; until the first full readiness (or
+    # while a rollout runs) pods that are not ready yet are simply still deploying.
+    served_before = md.status.phase in ("Ready", "Degraded")
     phase: Phase
     if replicas == 0:
         phase = "Pending"
     elif ready >= replicas and not rolling:
         phase = "Ready"
-    elif rolling:
+    elif rolling or not served_before:
         phase = "Deploying"
     else:
         phase = "Degraded"

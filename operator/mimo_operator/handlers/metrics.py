@@ -1,0 +1,89 @@
+"""The operator's own Prometheus metrics (mimo_operator_*), served on the metrics port.
+
+Names follow Prometheus conventions: a `mimo_operator_` prefix, base units (seconds), `_total`
+counters. Each registry is private to one operator instance so tests can run several in a process.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from mimo_operator.handlers.reconcile import Outcome
+
+Key = tuple[str, str]
+
+
+class OperatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.reconciles = Counter(
+            "mimo_operator_reconciles_total",
+            "Reconciles of MimoDeployments by result (changed, unchanged, error).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.reconcile_seconds = Histogram(
+            "mimo_operator_reconcile_duration_seconds",
+            "Time one reconcile took, by result.",
+            ["result"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.api_requests = Counter(
+            "mimo_operator_api_requests_total",
+            "Kubernetes API requests the operator sent, by verb, resource and HTTP status code.",
+            ["verb", "resource", "code"],
+            registry=self.registry,
+        )
+        self.deployments = Gauge(
+            "mimo_operator_deployments",
+            "MimoDeployments by phase.",
+            ["phase"],
+            registry=self.registry,
+        )
+        self.time_to_ready = Histogram(
+            "mimo_operator_time_to_ready_seconds",
+            "Seconds from a spec change (operator-observed) until the deployment was Ready again.",
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+            registry=self.registry,
+        )
+        self._phases: dict[Key, str] = {}
+        self._changed_at: dict[Key, float] = {}
+
+    def on_request(self, verb: str, resource: str, code: int) -> None:
+        self.api_requests.labels(verb, resource, str(code)).inc()
+
+    def on_outcome(self, key: Key, outcome: Outcome | None, seconds: float) -> None:
+        if outcome is None:
+            result = "error"
+        elif outcome.applied or outcome.pruned or outcome.status_written:
+            result = "changed"
+        else:
+            result = "unchanged"
+        self.reconciles.labels(result).inc()
+        self.reconcile_seconds.labels(result).observe(seconds)
+        if outcome is None or outcome.phase is None:
+            return
+        if outcome.applied and outcome.phase != "Ready":
+            self._changed_at.setdefault(key, time.monotonic())
+        if outcome.phase == "Ready" and key in self._changed_at:
+            self.time_to_ready.observe(time.monotonic() - self._changed_at.pop(key))
+        self._phases[key] = outcome.phase
+        self._publish_phases()
+
+    def forget(self, key: Key) -> None:
+        self._phases.pop(key, None)
+        self._changed_at.pop(key, None)
+        self._publish_phases()
+
+    def _publish_phases(self) -> None:
+        counts: dict[str, int] = dict.fromkeys(("Pending", "Deploying", "Ready", "Degraded", "Failed"), 0)
+        for phase in self._phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            self.deployments.labels(phase).set(count)
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)

@@ -1,0 +1,151 @@
+"""One level-triggered reconcile of one MimoDeployment, top to bottom (architecture.md):
+
+parse -> plan -> render -> check ownership -> server-side apply what differs -> prune -> status.
+The same function serves create, update, restart and resync. It writes nothing when the world
+already matches, and on an invalid spec or an infeasible plan it changes no child at all.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from mimo_operator.api import MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
+from mimo_operator.api import constants as c
+from mimo_operator.kube.children import Owner, find_conflicts, observe_children, sync_children
+from mimo_operator.kube.client import KubeClient
+from mimo_operator.kube.resources import KINDS, MIMO
+from mimo_operator.planner import PlanError
+from mimo_operator.render import CHILD_KINDS, RenderConfig, plan_for, plan_hash, render_children
+from mimo_operator.render.status import compute_status, failed_status
+
+logger = logging.getLogger(__name__)
+HOSTNAME = socket.gethostname()
+
+
+@dataclass
+class Outcome:
+    phase: str | None
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    status_written: bool = False
+    events: list[str] = field(default_factory=list)
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _status_of(body: dict[str, Any]) -> MimoDeploymentStatus:
+    try:
+        return MimoDeploymentStatus.model_validate(body.get("status") or {})
+    except ValueError:
+        return MimoDeploymentStatus()
+
+
+async def _write_status(
+    client: KubeClient, body: dict[str, Any], old: MimoDeploymentStatus, new: MimoDeploymentStatus
+) -> bool:
+    if new == old:
+        return False
+    meta = body["metadata"]
+    current = body.get("status") or {}
+    patch: dict[str, Any] = new.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for key in current:
+        patch.setdefault(key, None)  # merge patch: null removes what the new status no longer has
+    await client.merge_patch(f"{MIMO.item(meta['namespace'], meta['name'])}/status", {"status": patch})
+    return True
+
+
+async def post_event(client: KubeClient, body: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    meta = body["metadata"]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": c.API_VERSION,
+            "kind": c.KIND,
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid", ""),
+        },
+        "type": kind,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "mimo-operator"},
+        "reportingComponent": "mimo-operator",
+        "reportingInstance": HOSTNAME,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    await client.create(KINDS[("v1", "Event")].collection(meta["namespace"]), event)
+
+
+def _announces(old: MimoDeploymentStatus, new: MimoDeploymentStatus, type_: str) -> bool:
+    """A condition's status or reason changed: worth one event (resyncs repeat nothing)."""
+    before = next((x for x in old.conditions if x.type == type_), None)
+    after = next((x for x in new.conditions if x.type == type_), None)
+    if after is None:
+        return False
+    return before is None or (before.status, before.reason, before.message) != (
+        after.status,
+        after.reason,
+        after.message,
+    )
+
+
+async def _fail(
+    client: KubeClient, body: dict[str, Any], old: MimoDeploymentStatus, reason: str, message: str
+) -> Outcome:
+    generation = body["metadata"].get("generation")
+    new = failed_status(old, generation, reason, message, utcnow())
+    outcome = Outcome(phase="Failed")
+    outcome.status_written = await _write_status(client, body, old, new)
+    if _announces(old, new, "Planned"):
+        await post_event(client, body, "Warning", reason, message)
+        outcome.events.append(reason)
+    return outcome
+
+
+async def reconcile(
+    client: KubeClient, body: dict[str, Any], config: RenderConfig, field_manager: str
+) -> Outcome:
+    old = _status_of(body)
+    try:
+        md = parse_mimo_deployment(body)
+    except SpecInvalid as exc:
+        return await _fail(client, body, old, "SpecInvalid", str(exc))
+    result = plan_for(md.spec)
+    if isinstance(result, PlanError):
+        return await _fail(client, body, old, result.reason, result.message)
+
+    desired = render_children(md, result, config)
+    owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
+    live = await observe_children(client, owner, CHILD_KINDS)
+    conflicts = await find_conflicts(client, owner, desired, live)
+    if conflicts:
+        message = (
+            f"{', '.join(conflicts)} already exist and are not owned by this MimoDeployment; "
+            "the operator will not adopt or overwrite them: rename or delete them"
+        )
+        outcome = await _fail(client, body, old, "ChildNameTaken", message)
+        return outcome
+
+    sync = await sync_children(client, owner, desired, live, field_manager)
+    expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet")
+    new = compute_status(md, result, plan_hash(md, result, config), sync.statefulsets, expected, utcnow())
+    outcome = Outcome(phase=new.phase, applied=sync.applied, pruned=sync.pruned)
+    outcome.status_written = await _write_status(client, body, old, new)
+    if _announces(old, new, "Ready") and new.phase == "Ready":
+        await post_event(client, body, "Normal", "Ready", f"{new.ready} replicas ready: {result.summary}")
+        outcome.events.append("Ready")
+    if old.phase == "Failed" and _announces(old, new, "Planned"):
+        await post_event(client, body, "Normal", "Planned", result.summary)
+        outcome.events.append("Planned")
+    return outcome

@@ -1,0 +1,63 @@
+"""Operator configuration: defaults, then a YAML file, then MIMO_OPERATOR_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mimo_operator.render import DEFAULT_VLLM_IMAGE, RenderConfig
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MIMO_OPERATOR_", extra="forbid")
+
+    vllm_image: str = DEFAULT_VLLM_IMAGE
+    """vLLM image for deployments that do not name one."""
+    field_manager: str = "mimo-operator"
+    """Server-side apply field manager; the one name under which the operator owns child fields."""
+    resync_seconds: float = Field(default=300.0, gt=0)
+    """Every deployment is reconciled at least this often, even when no event arrives."""
+    workers: int = Field(default=8, ge=1, le=256)
+    """Deployments reconciled concurrently."""
+    namespaces: list[str] = []
+    """Namespaces to watch; empty with all_namespaces false means the operator's own namespace."""
+    all_namespaces: bool = False
+    liveness_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of /healthz (0 disables it)."""
+    metrics_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of the Prometheus /metrics endpoint (0 disables it)."""
+    log_format: Literal["text", "json"] = "text"
+    engine_init_seconds: int = Field(default=420, ge=0)
+    """Startup-probe allowance beyond weight loading (see render/probes.py)."""
+    max_backoff_seconds: float = Field(default=300.0, gt=0)
+    """Longest wait before retrying a deployment whose reconcile failed."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (init kwargs carry the file's values); both beat defaults.
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> OperatorSettings:
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{config_file}: expected a mapping of settings")
+            values.update(loaded)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def render_config(self) -> RenderConfig:
+        return RenderConfig(vllm_image=self.vllm_image, engine_init_seconds=self.engine_init_seconds)

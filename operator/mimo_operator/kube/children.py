@@ -1,0 +1,105 @@
+"""Bring a MimoDeployment's children to the rendered state: apply what differs, prune what is no
+longer wanted, and never touch an object of the same name that someone else owns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mimo_operator.api import constants as c
+from mimo_operator.kube.client import KubeClient
+from mimo_operator.kube.compare import covers
+from mimo_operator.kube.resources import KINDS, kind_of
+
+
+@dataclass(frozen=True)
+class Owner:
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass
+class SyncResult:
+    applied: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    statefulsets: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ChildConflict(Exception):
+    """A child's name is taken by an object this MimoDeployment does not own."""
+
+
+def _owned_by(obj: dict[str, Any], owner: Owner) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner.uid and ref.get("controller") for ref in refs)
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+
+
+def _describe(obj: dict[str, Any]) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+async def observe_children(
+    client: KubeClient, owner: Owner, kinds: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Children carrying this deployment's label, one list request per kind."""
+    selector = f"{c.LABEL_DEPLOYMENT}={owner.name}"
+    live: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for api_version, kind in kinds:
+        for item in await client.list(KINDS[(api_version, kind)].collection(owner.namespace), selector):
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+            live[_key(item)] = item
+    return live
+
+
+async def find_conflicts(
+    client: KubeClient,
+    owner: Owner,
+    desired: Sequence[dict[str, Any]],
+    live: dict[tuple[str, str, str], dict[str, Any]],
+) -> list[str]:
+    """Desired names already used by objects we do not own (checked before anything is written)."""
+    conflicts = []
+    for obj in desired:
+        found = live.get(_key(obj))
+        if found is None:
+            # Not labelled as ours: look it up by name, someone may have created it by hand.
+            found = await client.get(kind_of(obj).item(owner.namespace, obj["metadata"]["name"]))
+            if found is not None:
+                live[_key(obj)] = found
+        if found is not None and not _owned_by(found, owner):
+            conflicts.append(_describe(obj))
+    return conflicts
+
+
+async def sync_children(
+    client: KubeClient,
+    owner: Owner,
+    desired: Sequence[dict[str, Any]],
+    live: dict[tuple[str, str, str], dict[str, Any]],
+    field_manager: str,
+) -> SyncResult:
+    result = SyncResult()
+    wanted = {_key(obj) for obj in desired}
+    for obj in desired:
+        current = live.get(_key(obj))
+        if current is not None and covers(current, obj):
+            state = current
+        else:
+            state = await client.apply(
+                kind_of(obj).item(owner.namespace, obj["metadata"]["name"]), obj, field_manager
+            )
+            result.applied.append(_describe(obj))
+        if obj["kind"] == "StatefulSet":
+            result.statefulsets.append(state)
+    for key, obj in live.items():
+        if key not in wanted and _owned_by(obj, owner):
+            await client.delete(kind_of(obj).item(owner.namespace, key[2]), uid=obj["metadata"].get("uid"))
+            result.pruned.append(_describe(obj))
+    return result

@@ -1,0 +1,47 @@
+"""REST paths of the kinds the operator touches: one table, so no call site spells a URL itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mimo_operator.api import constants as c
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def base(self) -> str:
+        return f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
+
+    def collection(self, namespace: str | None) -> str:
+        if self.namespaced and namespace:
+            return f"{self.base}/namespaces/{namespace}/{self.plural}"
+        return f"{self.base}/{self.plural}"
+
+    def item(self, namespace: str | None, name: str) -> str:
+        return f"{self.collection(namespace)}/{name}"
+
+
+KINDS: dict[tuple[str, str], Kind] = {
+    (k.api_version, k.kind): k
+    for k in (
+        Kind("v1", "Service", "services"),
+        Kind("v1", "Event", "events"),
+        Kind("v1", "Pod", "pods"),
+        Kind("v1", "Node", "nodes", namespaced=False),
+        Kind("apps/v1", "StatefulSet", "statefulsets"),
+        Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+        Kind(c.API_VERSION, c.KIND, c.PLURAL),
+    )
+}
+MIMO = KINDS[(c.API_VERSION, c.KIND)]
+
+
+def kind_of(obj: dict[str, object]) -> Kind:
+    return KINDS[(str(obj["apiVersion"]), str(obj["kind"]))]
