@@ -157,6 +157,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         change("spec.serving", {"extraArgs": ["--max_model_len=1000"]}),
         "spec.serving.extraArgs",
     ),
+    (
+        "extra-args-max-model-len-abbreviated",
+        change("spec.serving", {"extraArgs": ["--max-model=1000"]}),
+        "spec.context.maxModelLen",
+    ),
     ("extra-args-tp-alias", change("spec.serving", {"extraArgs": ["-tp", "4"]}), "spec.serving.extraArgs"),
     (
         "extra-args-api-key",

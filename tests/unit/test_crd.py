@@ -261,17 +261,47 @@ def test_every_owned_flag_is_refused_in_extra_args(flag: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-model", "1000"],  # argparse abbreviation, resolved by vLLM to --max-model-len
+        ["--tensor_parallel=4"],
+        ["--device-memory-utilization=0.5"],  # vLLM alias of --gpu-memory-utilization
+        ["--disable-expert-parallel"],
+        ["--no-enable-expert-parallel"],
+        ["-ep"],
+        ["-n2"],  # one-letter alias of --nnodes, value attached
+        ["-dpl", "2"],
+        ["-sc={}"],
+    ],
+)
+def test_vllm_spellings_of_owned_flags_are_refused(args: list[str]) -> None:
+    # Checked against vLLM 0.33.0's real parser when the rules were written: every form it accepts
+    # that sets an owned setting (554 of them) matches a rule.
+    regexes = extra_args_regexes()
+    assert any(r.search(a) for a in args for r in regexes), args
+
+
+@pytest.mark.parametrize(
     "arg",
     [
         "--max-num-seqs=64",
         "--enable-prefix-caching",
+        "--no-enable-prefix-caching",
         "--tool-call-parser",
         "hermes",
+        "--tokenizer-revision=abc",
+        "--data-parallel-backend=mp",
+        "--disable-hybrid-kv-cache-manager",
+        "-pcp",
+        "-dcp",
+        "-dpb",
+        "-q",
         "--portable",
         "--hostname",
     ],
 )
 def test_other_flags_pass_extra_args_rules(arg: str) -> None:
+    # None of these is an owned setting (the vLLM ones were checked against all 485 of its options).
     assert not any(r.search(arg) for r in extra_args_regexes())
 
 

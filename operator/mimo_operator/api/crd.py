@@ -59,13 +59,22 @@ OWNED_FLAG_SOURCES: dict[str, str] = {
     "--default-chat-template-kwargs": "spec.thinking.default",
 }
 
-# vLLM's short aliases of owned flags (vllm/engine/arg_utils.py: -tp, -pp, -dp, -dpl). Refusing them
-# closes the obvious way around the long-name check.
-_OWNED_SHORT_ALIASES: dict[str, str] = {
-    "--tensor-parallel-size": "tp",
-    "--pipeline-parallel-size": "pp",
-    "--data-parallel-size": "dp",
-    "--data-parallel-size-local": "dpl",
+# Other option strings vLLM 0.33.0 maps to the same setting as an owned flag (vllm/engine/arg_utils.py;
+# checked with the real parser from tests/vllm_cli). Refusing them closes the obvious ways around the
+# long-name check.
+_VLLM_ALIASES: dict[str, tuple[str, ...]] = {
+    "--tensor-parallel-size": ("-tp",),
+    "--pipeline-parallel-size": ("-pp",),
+    "--data-parallel-size": ("-dp",),
+    "--data-parallel-size-local": ("-dpl",),
+    "--data-parallel-address": ("-dpa",),
+    "--data-parallel-rpc-port": ("-dpp",),
+    "--data-parallel-start-rank": ("-dpr",),
+    "--enable-expert-parallel": ("-ep", "--disable-expert-parallel"),
+    "--gpu-memory-utilization": ("--device-memory-utilization",),
+    "--speculative-config": ("-sc",),
+    "--nnodes": ("-n",),
+    "--node-rank": ("-r",),
 }
 
 # Keys of a schema node in the order they are written: what a person reads first comes first.
@@ -97,18 +106,42 @@ _KEY_ORDER = (
 )
 
 
-def owned_flag_pattern(flags: tuple[str, ...] | list[str]) -> str:
-    """An RE2 regex matching an extraArgs item that sets one of `flags`.
+def _prefixes(name: str) -> str:
+    """RE2 matching every non-empty prefix of `name`, with `_` allowed for `-`: `t(p)?` for `tp`."""
+    parts = ["[-_]" if c == "-" else re.escape(c) for c in name]
+    regex = ""
+    for part in reversed(parts[1:]):
+        regex = f"({part}{regex})?"
+    return parts[0] + regex
 
-    Covers `--flag`, `--flag=v`, `--flag v` in one item, vLLM's `_` spelling of `-` (its parser
-    normalises it), `--no-flag` for boolean flags, and the short aliases of the flags given.
+
+def owned_flag_pattern(flags: tuple[str, ...] | list[str]) -> str:
+    """An RE2 regex matching an extraArgs item that sets one of `flags` the way vLLM's parser reads it.
+
+    vLLM's argparse accepts more than the flag as written, and each form is covered: `--flag`,
+    `--flag=v` and `--flag v` in one item; `_` for `-` (vLLM normalises it); `--no-flag` for
+    booleans; the aliases in _VLLM_ALIASES; and any abbreviation (argparse's allow_abbrev resolves
+    `--max-model` to `--max-model-len`). No other vLLM 0.33.0 option is a prefix of an owned one, so
+    the abbreviations refused are ones vLLM would resolve to the owned flag or reject as ambiguous.
+    One-letter short options also take their value attached (`-n2`).
     """
-    longs = "|".join(re.escape(f.removeprefix("--")).replace(r"\-", "-").replace("-", "[-_]") for f in flags)
-    shorts = [_OWNED_SHORT_ALIASES[f] for f in flags if f in _OWNED_SHORT_ALIASES]
-    alternatives = f"-(no[-_])?({longs})"
+    longs: list[str] = []
+    shorts: list[str] = []
+    letters: list[str] = []
+    for flag in flags:
+        for option in (flag, *_VLLM_ALIASES.get(flag, ())):
+            if option.startswith("--"):
+                longs.append(_prefixes(option.removeprefix("--")))
+            elif len(option) == 2:
+                letters.append(re.escape(option[1]))
+            else:
+                shorts.append(_prefixes(option.removeprefix("-")))
+    alternatives = [f"-(no[-_])?({'|'.join(longs)})([= ].*)?"]
     if shorts:
-        alternatives = f"({alternatives}|({'|'.join(shorts)}))"
-    return f"^-{alternatives}([= ].*)?$"
+        alternatives.append(f"({'|'.join(shorts)})([= ].*)?")
+    if letters:
+        alternatives.append(f"({'|'.join(letters)}).*")
+    return f"^-({'|'.join(alternatives)})$"
 
 
 def _resolve_ref(ref: str, defs: Schema) -> Schema:
