@@ -16,8 +16,8 @@ import yaml
 
 from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.api.constants import MAX_NAME_LENGTH
-from mimo_operator.api.crd import OWNED_FLAG_SOURCES, build_crd, crd_yaml, owned_flag_pattern
-from mimo_operator.api.spec import OWNED_FLAGS
+from mimo_operator.api.crd import build_crd, crd_yaml
+from mimo_operator.api.flags import OWNED_FLAG_SOURCES, OWNED_FLAGS, owned_flag_pattern
 from mimo_operator.planner import PlanError
 from mimo_operator.render.planning import plan_for
 

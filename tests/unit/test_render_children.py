@@ -211,3 +211,22 @@ def test_disabling_hybrid_kv_in_extra_args_changes_the_plan() -> None:
     assert isinstance(on, Plan) and isinstance(off, Plan)
     assert off.kv_bytes_per_token_per_gpu > 5 * on.kv_bytes_per_token_per_gpu
     assert math.isclose(off.weights_gib_per_gpu, on.weights_gib_per_gpu)
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "-tp",
+        "-tp=4",
+        "--tensor_parallel_size=4",
+        "--max-model 1000",
+        "--max-model-len=1000",
+        "-n2",
+        "--port=9",
+    ],
+)
+def test_every_spelling_of_an_owned_flag_is_refused_when_rendering(arg: str) -> None:
+    # The CRD refuses these at apply; an object that bypassed validation is refused again here.
+    result = plan_for(_load("fp8-h100", serving={"extraArgs": ["--enable-prefix-caching", arg]}).spec)
+    assert isinstance(result, PlanError) and result.reason == "ExtraArgsOwnedFlag"
+    assert arg in result.message

@@ -9,45 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from mimo_operator.api.flags import owned_flags_in
 from mimo_operator.models.gpus import GPU_CATALOG
 
 GpuType = Literal[
     "H100-80GB", "H100-80GB-PCIE", "H200-141GB", "B200-192GB", "A100-80GB", "L40S-48GB", "custom"
 ]
 assert set(GpuType.__args__) == {*GPU_CATALOG, "custom"}, "GpuType must list the catalog"  # type: ignore[attr-defined]
-
-# vLLM flags the operator derives from the plan and the spec; extraArgs may not set them, because a
-# second value would silently win or conflict (checked by a CEL rule and again when rendering).
-OWNED_FLAGS: tuple[str, ...] = (
-    "--tensor-parallel-size",
-    "--pipeline-parallel-size",
-    "--data-parallel-size",
-    "--data-parallel-size-local",
-    "--data-parallel-address",
-    "--data-parallel-rpc-port",
-    "--data-parallel-start-rank",
-    "--enable-expert-parallel",
-    "--max-model-len",
-    "--gpu-memory-utilization",
-    "--kv-cache-dtype",
-    "--served-model-name",
-    "--revision",
-    "--download-dir",
-    "--trust-remote-code",
-    "--speculative-config",
-    "--api-key",
-    "--host",
-    "--port",
-    "--headless",
-    "--nnodes",
-    "--node-rank",
-    "--master-addr",
-    "--master-port",
-    "--default-chat-template-kwargs",
-)
 
 
 class _Model(BaseModel):
@@ -84,6 +55,12 @@ class ModelCache(_Model):
     """Weights on a PersistentVolumeClaim (ReadWriteMany or ReadOnlyMany for several pods)."""
     host_path: HostPathSource | None = None
     """Weights in a directory on the node."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelCache:
+        if self.persistent_volume_claim is not None and self.host_path is not None:
+            raise ValueError("set one of persistentVolumeClaim and hostPath, not both")
+        return self
 
 
 class ModelSource(_Model):
@@ -147,6 +124,12 @@ class AutoscalingSpec(_Model):
     """hpa: an autoscaling/v2 HorizontalPodAutoscaler; keda: a KEDA ScaledObject (needs KEDA installed)."""
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=86400)] = 900
     """How long the metric must stay low before a replica is removed (a replica takes minutes to return)."""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas {self.min_replicas} exceeds maxReplicas {self.max_replicas}")
+        return self
 
 
 class ThinkingSpec(_Model):
@@ -240,9 +223,4 @@ class MimoDeploymentSpec(_Model):
         return max(self.autoscaling.min_replicas, min(self.autoscaling.max_replicas, self.replicas))
 
     def owned_flags_in_extra_args(self) -> list[str]:
-        found = []
-        for arg in self.serving.extra_args:
-            flag = arg.split("=", 1)[0]
-            if flag in OWNED_FLAGS:
-                found.append(flag)
-        return found
+        return owned_flags_in(self.serving.extra_args)

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 Phase = Literal["Pending", "Deploying", "Ready", "Degraded", "Failed"]
-ConditionType = Literal["Planned", "Ready", "Progressing", "Degraded", "ModelPinned", "ChildrenOwned"]
 
 
 class _Status(BaseModel):
@@ -19,31 +18,48 @@ class _Status(BaseModel):
 
 class Condition(_Status):
     type: str
-    """Planned, Ready, Progressing, Degraded, ModelPinned or ChildrenOwned."""
+    """Planned, Ready, Progressing, Degraded or ModelPinned."""
     status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
     reason: str
     """CamelCase reason."""
     message: str = ""
+    """What happened, with the numbers a person needs."""
     last_transition_time: str
     """RFC 3339 time the status last changed."""
     observed_generation: int | None = None
+    """The metadata.generation the condition was computed from."""
 
 
 class PlanStatus(_Status):
     gpus_per_replica: int
+    """GPUs one model replica uses."""
     gpus_per_pod: int
+    """GPUs each vLLM pod requests."""
     nodes_per_replica: int
+    """Nodes (pods) one replica spans; above 1, pod 0 serves and the others run headless."""
     tensor_parallel: int
+    """--tensor-parallel-size."""
     pipeline_parallel: int
+    """--pipeline-parallel-size (one stage per node)."""
     data_parallel: int
+    """--data-parallel-size inside one replica."""
     expert_parallel: bool
+    """--enable-expert-parallel."""
     mtp: bool
+    """Multi-token-prediction speculative decoding on."""
     max_model_len: int
+    """--max-model-len: the longest request in tokens."""
     weights_gi_b_per_gpu: float
+    """Weights on the most loaded GPU, GiB."""
     reserved_gi_b_per_gpu: float
+    """Activations, CUDA graphs and runtime kept outside the KV cache, GiB."""
     kv_cache_gi_b_per_gpu: float
+    """KV cache pool per GPU, GiB."""
     kv_cache_tokens: int
+    """Tokens the KV cache of one replica holds (full-attention layers; sliding ones keep a window)."""
     max_concurrent_at_max_len: int
+    """Requests of max-model-len tokens that fit in the KV cache at once."""
     summary: str
     """One line a person reads in kubectl get -o wide."""
     hash: str
@@ -52,9 +68,13 @@ class PlanStatus(_Status):
 
 class MimoDeploymentStatus(_Status):
     observed_generation: int | None = None
+    """The metadata.generation this status describes."""
     phase: Phase | None = None
+    """Pending, Deploying, Ready, Degraded or Failed."""
     conditions: list[Condition] = []
+    """Planned, Ready, Progressing, Degraded and ModelPinned, each with reason and message."""
     plan: PlanStatus | None = None
+    """What the planner chose, with the numbers behind it."""
     replicas: int | None = None
     """Replicas desired (what the scale subresource reports)."""
     ready_replicas: int | None = None
