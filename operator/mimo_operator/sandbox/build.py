@@ -126,6 +126,13 @@ def ensure_binaries(*, progress: TextIO | None = None) -> BinPaths:
 
 def kwok_module_dir() -> Path:
     """kwok's source tree in the Go module cache; its `kustomize/stage` holds the Stage definitions."""
+    if shutil.which("go") is None:
+        # Binaries are cached but go is gone (e.g. a runtime-only image): the module cache may remain.
+        gopath = os.environ.get("GOPATH", str(Path.home() / "go")).split(os.pathsep)[0]
+        modcache = Path(os.environ.get("GOMODCACHE") or Path(gopath) / "pkg" / "mod")
+        candidate = modcache / "sigs.k8s.io" / f"kwok@{versions.KWOK_VERSION}"
+        if candidate.is_dir():
+            return candidate
     info = _go_mod_download(f"sigs.k8s.io/kwok@{versions.KWOK_VERSION}", env=_go_env(), log=None)
     return Path(info["Dir"])
 
