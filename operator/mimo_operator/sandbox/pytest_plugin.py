@@ -104,6 +104,14 @@ def namespace(request: pytest.FixtureRequest, api_client: Any) -> Iterator[str]:
         )
         yield name
     finally:
-        # Background propagation: the namespace controller and kwok finish the job; the next test
-        # does not wait for it.
+        # Pods first: kwok removes them at once, whereas the namespace controller only gets to them
+        # after its own discovery pass (~5 s).
+        core.delete_collection_namespaced_pod(name)
         core.delete_namespace(name, propagation_policy="Background")
+        # The simulated GPUs are shared by the whole session: wait until this test's pods are gone so
+        # the next test finds the nodes free. The namespace object itself may linger a little longer.
+        wait_for(
+            lambda: not core.list_namespaced_pod(name).items,
+            timeout=60,
+            description=f"pods of deleted namespace {name} to be gone",
+        )
