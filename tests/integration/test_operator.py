@@ -1,0 +1,330 @@
+"""The operator against the sandbox's real API server, running as in production (a subprocess).
+
+Each test has its own namespace and operator; the fixtures free the simulated GPUs afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from mimo_operator.sandbox.cluster import Sandbox
+from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
+from tests.integration.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.sandbox
+H100_LABEL = "NVIDIA-H100-80GB-HBM3"
+
+
+def _mimo(sandbox: Sandbox, ns: str, name: str) -> Any:
+    return get_json(sandbox, "-n", ns, "get", "mimo", name)
+
+
+def _wait_phase(sandbox: Sandbox, ns: str, name: str, phase: str, timeout: float = 60) -> Any:
+    def check() -> Any:
+        obj = _mimo(sandbox, ns, name)
+        status = obj.get("status", {})
+        done = (
+            status.get("phase") == phase and status.get("observedGeneration") == obj["metadata"]["generation"]
+        )
+        return obj if done else NotYet(status.get("phase"))
+
+    return wait_for(check, timeout=timeout, description=f"{name} phase {phase}")
+
+
+def _children(sandbox: Sandbox, ns: str, name: str) -> list[str]:
+    out = sandbox.kubectl(
+        "-n",
+        ns,
+        "get",
+        "statefulsets,services,poddisruptionbudgets,horizontalpodautoscalers",
+        "-l",
+        f"serving.mimo.dev/deployment={name}",
+        "-o",
+        "name",
+    ).stdout
+    return sorted(out.split())
+
+
+def _pods(sandbox: Sandbox, ns: str) -> list[Any]:
+    items: list[Any] = get_json(sandbox, "-n", ns, "get", "pods")["items"]
+    return items
+
+
+def _events(sandbox: Sandbox, ns: str, name: str) -> list[Any]:
+    items: list[Any] = get_json(
+        sandbox, "-n", ns, "get", "events", "--field-selector", f"involvedObject.name={name}"
+    )["items"]
+    return items
+
+
+def _condition(obj: Any, type_: str) -> Any:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+
+
+def test_fp8_on_h100_becomes_ready_with_plan_endpoint_and_columns(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    weights_pvc(sandbox, namespace)
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h100.yaml"))
+    obj = _wait_phase(sandbox, namespace, "mimo-fp8-h100", "Ready")
+
+    status = obj["status"]
+    assert status["plan"]["gpusPerReplica"] == 8 and status["plan"]["tensorParallel"] == 8
+    assert status["ready"] == "1/1" and status["readyReplicas"] == 1
+    assert status["endpoint"] == f"http://mimo-fp8-h100.{namespace}.svc:8000/v1"
+    assert _children(sandbox, namespace, "mimo-fp8-h100") == [
+        "service/mimo-fp8-h100",
+        "service/mimo-fp8-h100-pods",
+        "statefulset.apps/mimo-fp8-h100",
+    ]  # one replica: no disruption budget
+    (pod,) = _pods(sandbox, namespace)
+    node = get_json(sandbox, "get", "node", pod["spec"]["nodeName"])
+    assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == H100_LABEL
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+
+    wide = sandbox.kubectl("-n", namespace, "get", "mimo", "-o", "wide").stdout
+    row = wide.splitlines()[1].split()
+    assert row[:5] == ["mimo-fp8-h100", "Ready", "1/1", "8", "262144"]
+    assert "TP8" in wide
+    # kopf keeps no state on the object and handler results never reach status
+    assert not [k for k in obj["metadata"].get("annotations", {}) if "kopf" in k]
+    assert set(status) <= {
+        "observedGeneration",
+        "phase",
+        "conditions",
+        "plan",
+        "replicas",
+        "readyReplicas",
+        "ready",
+        "selector",
+        "endpoint",
+    }
+    assert any(
+        e["reason"] == "Ready" and e["type"] == "Normal" for e in _events(sandbox, namespace, "mimo-fp8-h100")
+    )
+
+
+def test_bf16_multi_node_group_is_ready_only_when_every_pod_is(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    weights_pvc(sandbox, namespace, "mimo-weights-bf16")
+    h100 = sorted(
+        n["metadata"]["name"]
+        for n in get_json(sandbox, "get", "nodes", "-l", f"nvidia.com/gpu.product={H100_LABEL}")["items"]
+    )
+    # Hold one H100 node back so the two-node group can start only half of its pods.
+    sandbox.kubectl("taint", "node", h100[1], "test-hold=1:NoSchedule")
+    try:
+        sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-bf16-h100-multinode.yaml"))
+        wait_for(
+            lambda: sum(p["status"].get("phase") == "Running" for p in _pods(sandbox, namespace)) == 1,
+            timeout=60,
+            description="one pod of the group running",
+        )
+        time.sleep(2)
+        obj = _mimo(sandbox, namespace, "mimo-bf16-h100")
+        assert obj["status"]["phase"] == "Deploying" and obj["status"]["readyReplicas"] == 0
+    finally:
+        sandbox.kubectl("taint", "node", h100[1], "test-hold-")
+
+    obj = _wait_phase(sandbox, namespace, "mimo-bf16-h100", "Ready")
+    assert obj["status"]["plan"]["nodesPerReplica"] == 2
+    assert (
+        obj["status"]["selector"]
+        == "apps.kubernetes.io/pod-index=0,serving.mimo.dev/deployment=mimo-bf16-h100"
+    )
+    assert _children(sandbox, namespace, "mimo-bf16-h100") == [
+        "service/mimo-bf16-h100",
+        "service/mimo-bf16-h100-pods",
+        "statefulset.apps/mimo-bf16-h100-r0",
+    ]
+    pods = {p["metadata"]["name"]: p for p in _pods(sandbox, namespace)}
+    assert set(pods) == {"mimo-bf16-h100-r0-0", "mimo-bf16-h100-r0-1"}
+    assert len({p["spec"]["nodeName"] for p in pods.values()}) == 2  # one pod per node
+    # The API Service reaches rank 0 only; the headless worker serves nothing.
+    slices = get_json(
+        sandbox, "-n", namespace, "get", "endpointslices", "-l", "kubernetes.io/service-name=mimo-bf16-h100"
+    )
+    targets = [ep["targetRef"]["name"] for s in slices["items"] for ep in s.get("endpoints") or []]
+    assert targets == ["mimo-bf16-h100-r0-0"]
+
+
+def test_infeasible_spec_fails_with_numbers_touches_nothing_and_recovers(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-infeasible.yaml"))
+    obj = _wait_phase(sandbox, namespace, "mimo-infeasible", "Failed")
+    planned = _condition(obj, "Planned")
+    assert (planned["status"], planned["reason"]) == ("False", "NeedsMoreThanOneNode")
+    assert "40.5 GiB" in planned["message"] and "72.7 GiB" in planned["message"]
+    events = [e for e in _events(sandbox, namespace, "mimo-infeasible") if e["type"] == "Warning"]
+    assert [e["message"] for e in events] == [planned["message"]]
+    assert _children(sandbox, namespace, "mimo-infeasible") == []
+    assert operator.requests(("apply",)) == 0
+
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "mimo",
+        "mimo-infeasible",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"gpu": {"type": "H200-141GB"}, "parallelism": None}}),
+    )
+    obj = _wait_phase(sandbox, namespace, "mimo-infeasible", "Ready")
+    assert obj["status"]["plan"]["gpusPerReplica"] == 4
+    assert _condition(obj, "Planned")["status"] == "True"
+    assert any(e["reason"] == "Planned" for e in _events(sandbox, namespace, "mimo-infeasible"))
+
+
+def test_drift_is_repaired_and_deleting_the_deployment_removes_every_child(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h200.yaml"))
+    _wait_phase(sandbox, namespace, "mimo-fp8-h200", "Ready")
+    sts_path = ("-n", namespace, "get", "statefulset", "mimo-fp8-h200")
+    original = get_json(sandbox, *sts_path)
+
+    sandbox.kubectl("-n", namespace, "delete", "statefulset", "mimo-fp8-h200", "--wait=false")
+    wait_for(
+        lambda: (
+            (s := json.loads(sandbox.kubectl(*sts_path, "-o", "json", check=False).stdout or "{}"))
+            and s["metadata"]["uid"] != original["metadata"]["uid"]
+        ),
+        timeout=20,
+        description="deleted StatefulSet recreated",
+    )
+
+    args = get_json(sandbox, *sts_path)["spec"]["template"]["spec"]["containers"][0]["args"]
+    patch = [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/args/0", "value": "someone/else"},
+        {"op": "add", "path": "/metadata/annotations", "value": {"team.example.com/owner": "ml-platform"}},
+    ]
+    sandbox.kubectl(
+        "-n", namespace, "patch", "statefulset", "mimo-fp8-h200", "--type=json", "-p", json.dumps(patch)
+    )
+    repaired = wait_for(
+        lambda: (
+            (s := get_json(sandbox, *sts_path))["spec"]["template"]["spec"]["containers"][0]["args"] == args
+            and s
+        ),
+        timeout=20,
+        description="edited container args restored",
+    )
+    # A field the operator does not own survives the repair (server-side apply, one field manager).
+    assert repaired["metadata"]["annotations"]["team.example.com/owner"] == "ml-platform"
+
+    sandbox.kubectl("-n", namespace, "delete", "mimo", "mimo-fp8-h200")
+    wait_for(
+        lambda: _children(sandbox, namespace, "mimo-fp8-h200") == [] and not _pods(sandbox, namespace),
+        timeout=60,
+        description="children garbage-collected after the MimoDeployment was deleted",
+    )
+
+
+def test_scaling_through_the_scale_subresource_keeps_running_pods(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h200.yaml"))
+    _wait_phase(sandbox, namespace, "mimo-fp8-h200", "Ready")
+    first_uid = get_json(sandbox, "-n", namespace, "get", "pod", "mimo-fp8-h200-0")["metadata"]["uid"]
+
+    sandbox.kubectl("-n", namespace, "scale", "mimo", "mimo-fp8-h200", "--replicas=2")
+    obj = wait_for(
+        lambda: (
+            (o := _mimo(sandbox, namespace, "mimo-fp8-h200"))["status"].get("ready") == "2/2"
+            and o["status"]["phase"] == "Ready"
+            and o
+        ),
+        timeout=60,
+        description="two replicas ready",
+    )
+    assert obj["status"]["replicas"] == 2
+    assert get_json(sandbox, "-n", namespace, "get", "statefulset", "mimo-fp8-h200")["spec"]["replicas"] == 2
+    assert "poddisruptionbudget.policy/mimo-fp8-h200" in _children(sandbox, namespace, "mimo-fp8-h200")
+    assert get_json(sandbox, "-n", namespace, "get", "pod", "mimo-fp8-h200-0")["metadata"]["uid"] == first_uid
+
+    sandbox.kubectl("-n", namespace, "scale", "mimo", "mimo-fp8-h200", "--replicas=1")
+    wait_for(
+        lambda: (
+            _mimo(sandbox, namespace, "mimo-fp8-h200")["status"].get("ready") == "1/1"
+            and "poddisruptionbudget.policy/mimo-fp8-h200"
+            not in _children(sandbox, namespace, "mimo-fp8-h200")
+        ),
+        timeout=60,
+        description="scaled back to one replica, budget pruned",
+    )
+    assert get_json(sandbox, "-n", namespace, "get", "pod", "mimo-fp8-h200-0")["metadata"]["uid"] == first_uid
+
+
+def test_changing_what_pods_run_rolls_the_statefulset(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h200.yaml"))
+    before = _wait_phase(sandbox, namespace, "mimo-fp8-h200", "Ready")
+    first_uid = get_json(sandbox, "-n", namespace, "get", "pod", "mimo-fp8-h200-0")["metadata"]["uid"]
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "mimo",
+        "mimo-fp8-h200",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"context": {"maxModelLen": 65536}}}),
+    )
+    after = _wait_phase(sandbox, namespace, "mimo-fp8-h200", "Ready")
+    assert after["status"]["plan"]["maxModelLen"] == 65536
+    assert after["status"]["plan"]["hash"] != before["status"]["plan"]["hash"]
+    pod = wait_for(
+        lambda: (
+            (p := get_json(sandbox, "-n", namespace, "get", "pod", "mimo-fp8-h200-0"))["metadata"]["uid"]
+            != first_uid
+            and p
+        ),
+        timeout=60,
+        description="pod replaced by the rolling update",
+    )
+    args = pod["spec"]["containers"][0]["args"]
+    assert args[args.index("--max-model-len") + 1] == "65536"
+
+
+def test_restarting_the_operator_changes_nothing(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h200.yaml"))
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-infeasible.yaml"))
+    _wait_phase(sandbox, namespace, "mimo-fp8-h200", "Ready")
+    _wait_phase(sandbox, namespace, "mimo-infeasible", "Failed")
+    time.sleep(3)  # let in-flight status updates settle
+    versions = {
+        obj["metadata"]["name"] + "/" + obj["kind"]: obj["metadata"]["resourceVersion"]
+        for kind in ("mimo", "statefulsets", "services")
+        for obj in get_json(sandbox, "-n", namespace, "get", kind)["items"]
+    }
+
+    operator.kill()
+    restarted = OperatorProcess(sandbox, namespace, operator.log_path.parent).start()
+    try:
+        wait_for(
+            lambda: restarted.metrics().get('mimo_operator_reconciles_total{result="unchanged"}', 0) >= 2,
+            timeout=30,
+            description="both deployments reconciled after restart",
+        )
+        time.sleep(3)
+        assert restarted.writes() == 0, restarted.metrics()
+        assert restarted.metrics().get('mimo_operator_reconciles_total{result="changed"}', 0) == 0
+    finally:
+        restarted.kill()
+    after = {
+        obj["metadata"]["name"] + "/" + obj["kind"]: obj["metadata"]["resourceVersion"]
+        for kind in ("mimo", "statefulsets", "services")
+        for obj in get_json(sandbox, "-n", namespace, "get", kind)["items"]
+    }
+    assert after == versions  # nobody (kopf included) wrote to the deployments or their children
