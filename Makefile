@@ -37,7 +37,7 @@ unit: $(STAMP)
 test: lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox-bins
 	$(BIN)/mimo-operator demo
 
 bench: $(STAMP)

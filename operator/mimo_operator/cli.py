@@ -262,6 +262,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mimo_operator.demo import run_demo
+
+    return run_demo(args.examples, interactive=not args.non_interactive, timeout=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mimo-operator", description=__doc__)
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
@@ -286,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="port of the Prometheus /metrics endpoint (0 disables)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
+    demo = sub.add_parser("demo", help="run the examples on a sandbox cluster with simulated GPU nodes")
+    demo.add_argument("--examples", type=Path, default=Path("examples"), help="directory of the examples")
+    demo.add_argument("--non-interactive", action="store_true", help="print the result and tear down")
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the examples")
+    demo.set_defaults(func=_cmd_demo)
     add_sandbox_parser(sub)
     return parser
 
