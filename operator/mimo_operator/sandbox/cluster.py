@@ -41,7 +41,7 @@ import yaml
 
 from mimo_operator.sandbox import build
 from mimo_operator.sandbox import pools as node_pools
-from mimo_operator.sandbox.certs import ClientIdentity, Pki, generate_pki
+from mimo_operator.sandbox.certs import ClientIdentity, generate_pki
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +187,11 @@ class Sandbox:
         self.server = ""
         self.startup_seconds: float | None = None
         self._components: dict[str, _Component] = {}
-        self._pki: Pki | None = None
         self._stopped = True
         self._armed = False
         self._previous_handlers: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: a SIGTERM arriving while stop() runs calls stop() again from the handler.
+        self._lock = threading.RLock()
         self._deadline = 0.0
 
     # ---- paths -----------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class Sandbox:
         for sub in ("logs", "kubeconfigs", "run"):
             (state / sub).mkdir(parents=True, exist_ok=True)
         self._stopped = False
-        self._arm_cleanup(during_start=True)
+        self._arm_cleanup()
         try:
             self._start_components(bins, stage_dir)
             self._create_nodes()
@@ -491,7 +491,6 @@ class Sandbox:
                 "kwok": ClientIdentity("kwok", ("system:masters",)),
             },
         )
-        self._pki = pki
 
         etcd_client, etcd_peer = _free_port(), _free_port()
         etcd = self._spawn(
@@ -693,7 +692,7 @@ class Sandbox:
 
     # ---- internals: cleanup on exit and signals -------------------------------------------------------
 
-    def _arm_cleanup(self, *, during_start: bool) -> None:
+    def _arm_cleanup(self) -> None:
         if self._armed:
             return
         self._armed = True
