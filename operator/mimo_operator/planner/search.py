@@ -127,9 +127,9 @@ def _evaluate(request: PlanRequest, profile: ModelProfile, layout: Layout) -> _E
         stages.append(_Stage(weights, reserve, free, kv))
         if free <= 0 and problem is None:
             problem = (
-                f"{request.precision} weights need {_gib(weights.total)} per GPU at {layout.describe()} "
-                f"plus {_gib(reserve)} reserved; each {request.gpu.key} offers "
-                f"{_gib(budget)} at utilization {request.gpu_memory_utilization:.2f}"
+                f"{request.precision} weights need {_gib(weights.total)} per GPU at {layout.describe()}, "
+                f"plus {_gib(reserve)} reserved = {_gib(weights.total + reserve)}; each {request.gpu.key} "
+                f"offers {_gib(budget)} at utilization {request.gpu_memory_utilization:.2f}"
             )
             fit_len = 0
             continue
