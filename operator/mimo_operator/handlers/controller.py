@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -23,7 +25,9 @@ from mimo_operator.api import constants as c
 from mimo_operator.handlers.metrics import OperatorMetrics
 from mimo_operator.handlers.reconcile import Outcome, reconcile
 from mimo_operator.handlers.settings import OperatorSettings
+from mimo_operator.kube.children import api_serves
 from mimo_operator.kube.client import KubeClient
+from mimo_operator.render import RenderConfig
 
 logger = logging.getLogger("mimo_operator")
 Key = tuple[str, str]
@@ -34,6 +38,8 @@ WATCHED_CHILDREN: tuple[tuple[str, str, str], ...] = (
     ("", "v1", "services"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("keda.sh", "v1alpha1", "scaledobjects"),
+    ("monitoring.coreos.com", "v1", "podmonitors"),
 )
 
 
@@ -59,6 +65,8 @@ class Controller:
         self._on_outcome = on_outcome
         self._on_request = on_request
         self._on_forget = on_forget
+        self._capabilities = (False, False)
+        self._discovered_at = -math.inf
 
     def connect(self, info: Any) -> None:
         if self.client is None:
@@ -102,8 +110,9 @@ class Controller:
             self.active.add(key)
             started = time.monotonic()
             try:
+                config = await self._config(self.client)
                 outcome = await reconcile(
-                    self.client, copy.deepcopy(body), self.config, self.settings.field_manager
+                    self.client, copy.deepcopy(body), config, self.settings.field_manager
                 )
             except asyncio.CancelledError:
                 raise
@@ -133,6 +142,18 @@ class Controller:
                 if key in self.again:
                     self.again.discard(key)
                     self.enqueue(key)
+
+    async def _config(self, client: KubeClient) -> RenderConfig:
+        """Render settings plus which optional APIs the cluster serves, rediscovered periodically."""
+        now = time.monotonic()
+        if now - self._discovered_at > self.settings.discovery_seconds:
+            self._capabilities = (
+                await api_serves(client, "keda.sh/v1alpha1", "scaledobjects"),
+                await api_serves(client, "monitoring.coreos.com/v1", "podmonitors"),
+            )
+            self._discovered_at = now
+        keda, pod_monitor = self._capabilities
+        return dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
 
     async def _resync(self) -> None:
         while True:

@@ -49,6 +49,18 @@ class OperatorMetrics:
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600),
             registry=self.registry,
         )
+        self.gpus_planned = Gauge(
+            "mimo_operator_gpus_planned",
+            "GPUs the desired replicas of a deployment hold.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.gpus_ready = Gauge(
+            "mimo_operator_gpus_ready",
+            "GPUs of a deployment's replicas that are ready.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
         self._phases: dict[Key, str] = {}
         self._changed_at: dict[Key, float] = {}
 
@@ -66,6 +78,8 @@ class OperatorMetrics:
         self.reconcile_seconds.labels(result).observe(seconds)
         if outcome is None or outcome.phase is None:
             return
+        self.gpus_planned.labels(*key).set(outcome.gpus_planned)
+        self.gpus_ready.labels(*key).set(outcome.gpus_ready)
         if outcome.applied and outcome.phase != "Ready":
             self._changed_at.setdefault(key, time.monotonic())
         if outcome.phase == "Ready" and key in self._changed_at:
@@ -74,6 +88,9 @@ class OperatorMetrics:
         self._publish_phases()
 
     def forget(self, key: Key) -> None:
+        for gauge in (self.gpus_planned, self.gpus_ready):
+            if key in self._phases:
+                gauge.remove(*key)
         self._phases.pop(key, None)
         self._changed_at.pop(key, None)
         self._publish_phases()

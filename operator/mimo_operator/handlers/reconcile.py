@@ -19,7 +19,7 @@ from mimo_operator.kube.children import Owner, find_conflicts, observe_children,
 from mimo_operator.kube.client import KubeClient
 from mimo_operator.kube.resources import KINDS, MIMO
 from mimo_operator.planner import PlanError
-from mimo_operator.render import CHILD_KINDS, RenderConfig, plan_for, plan_hash, render_children
+from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash, render_children
 from mimo_operator.render.status import compute_status, failed_status
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     status_written: bool = False
     events: list[str] = field(default_factory=list)
+    gpus_planned: int = 0  # GPUs the desired replicas hold
+    gpus_ready: int = 0  # GPUs of replicas that are ready
 
 
 def utcnow() -> str:
@@ -127,7 +129,7 @@ async def reconcile(
 
     desired = render_children(md, result, config)
     owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
-    live = await observe_children(client, owner, CHILD_KINDS)
+    live = await observe_children(client, owner, child_kinds(config))
     conflicts = await find_conflicts(client, owner, desired, live)
     if conflicts:
         message = (
@@ -139,8 +141,23 @@ async def reconcile(
 
     sync = await sync_children(client, owner, desired, live, field_manager)
     expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet")
-    new = compute_status(md, result, plan_hash(md, result, config), sync.statefulsets, expected, utcnow())
-    outcome = Outcome(phase=new.phase, applied=sync.applied, pruned=sync.pruned)
+    new = compute_status(
+        md,
+        result,
+        plan_hash(md, result, config),
+        sync.statefulsets,
+        expected,
+        utcnow(),
+        autoscaler=sync.autoscaler,
+        keda_available=config.keda_available,
+    )
+    outcome = Outcome(
+        phase=new.phase,
+        applied=sync.applied,
+        pruned=sync.pruned,
+        gpus_planned=result.gpus_per_replica * (new.replicas or 0),
+        gpus_ready=result.gpus_per_replica * (new.ready_replicas or 0),
+    )
     outcome.status_written = await _write_status(client, body, old, new)
     if _announces(old, new, "Ready") and new.phase == "Ready":
         await post_event(client, body, "Normal", "Ready", f"{new.ready} replicas ready: {result.summary}")
@@ -148,4 +165,14 @@ async def reconcile(
     if old.phase == "Failed" and _announces(old, new, "Planned"):
         await post_event(client, body, "Normal", "Planned", result.summary)
         outcome.events.append("Planned")
+    for type_, warn_when in (("Autoscaling", "False"), ("ScalingLimited", "True")):
+        cond = next((x for x in new.conditions if x.type == type_), None)
+        if (
+            cond
+            and cond.status == warn_when
+            and cond.reason != "AutoscalerPending"
+            and _announces(old, new, type_)
+        ):
+            await post_event(client, body, "Warning", cond.reason, cond.message)
+            outcome.events.append(cond.reason)
     return outcome

@@ -35,6 +35,10 @@ class OperatorSettings(BaseSettings):
     """Startup-probe allowance beyond weight loading (see render/probes.py)."""
     max_backoff_seconds: float = Field(default=300.0, gt=0)
     """Longest wait before retrying a deployment whose reconcile failed."""
+    prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+    """Prometheus that KEDA ScaledObjects query (spec.autoscaling.engine: keda)."""
+    discovery_seconds: float = Field(default=60.0, gt=0)
+    """How long a finding that an optional API (KEDA, PodMonitor) is or is not served is reused."""
 
     @classmethod
     def settings_customise_sources(
@@ -60,4 +64,8 @@ class OperatorSettings(BaseSettings):
         return cls(**values)
 
     def render_config(self) -> RenderConfig:
-        return RenderConfig(vllm_image=self.vllm_image, engine_init_seconds=self.engine_init_seconds)
+        return RenderConfig(
+            vllm_image=self.vllm_image,
+            engine_init_seconds=self.engine_init_seconds,
+            prometheus_address=self.prometheus_address,
+        )

@@ -25,6 +25,7 @@ class SyncResult:
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     statefulsets: list[dict[str, Any]] = field(default_factory=list)
+    autoscaler: dict[str, Any] | None = None  # the HorizontalPodAutoscaler as the server has it
 
 
 class ChildConflict(Exception):
@@ -98,8 +99,16 @@ async def sync_children(
             result.applied.append(_describe(obj))
         if obj["kind"] == "StatefulSet":
             result.statefulsets.append(state)
+        elif obj["kind"] == "HorizontalPodAutoscaler":
+            result.autoscaler = state
     for key, obj in live.items():
         if key not in wanted and _owned_by(obj, owner):
             await client.delete(kind_of(obj).item(owner.namespace, key[2]), uid=obj["metadata"].get("uid"))
             result.pruned.append(_describe(obj))
     return result
+
+
+async def api_serves(client: KubeClient, group_version: str, plural: str) -> bool:
+    """Whether the cluster serves a resource (e.g. a CRD that may not be installed)."""
+    found = await client.get(f"/apis/{group_version}")
+    return found is not None and any(r.get("name") == plural for r in found.get("resources", []))

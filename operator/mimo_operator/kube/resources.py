@@ -38,6 +38,8 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
         Kind(c.API_VERSION, c.KIND, c.PLURAL),
+        Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+        Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
     )
 }
 MIMO = KINDS[(c.API_VERSION, c.KIND)]

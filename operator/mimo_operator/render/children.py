@@ -8,8 +8,9 @@ from typing import Any
 
 from mimo_operator.api import MimoDeployment
 from mimo_operator.planner import Plan
-from mimo_operator.render.autoscaling import render_hpa
+from mimo_operator.render.autoscaling import render_hpa, render_scaled_object
 from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.monitoring import render_pod_monitor
 from mimo_operator.render.network import render_api_service, render_pdb, render_pods_service
 from mimo_operator.render.workload import render_statefulsets
 
@@ -20,6 +21,14 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("policy/v1", "PodDisruptionBudget"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
 )
+KEDA_KIND = ("keda.sh/v1alpha1", "ScaledObject")
+POD_MONITOR_KIND = ("monitoring.coreos.com/v1", "PodMonitor")
+
+
+def child_kinds(config: RenderConfig) -> tuple[tuple[str, str], ...]:
+    """Kinds to observe and prune: the optional ones only where the cluster serves them."""
+    optional = [(KEDA_KIND, config.keda_available), (POD_MONITOR_KIND, config.pod_monitor_available)]
+    return CHILD_KINDS + tuple(kind for kind, present in optional if present)
 
 
 def plan_hash(md: MimoDeployment, plan: Plan, config: RenderConfig) -> str:
@@ -39,5 +48,7 @@ def render_children(md: MimoDeployment, plan: Plan, config: RenderConfig) -> lis
         *render_statefulsets(md, plan, config, replicas, digest),
         render_pdb(md, replicas),
         render_hpa(md),
+        render_scaled_object(md, config),
+        render_pod_monitor(md, plan, config),
     ]
     return [child for child in children if child is not None]

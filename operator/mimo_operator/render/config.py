@@ -20,3 +20,9 @@ class RenderConfig:
     engine_init_seconds: int = 420
     termination_grace_seconds: int = 120
     model_mount_path: str = "/models"
+    # Optional APIs found in the cluster at reconcile time (discovery), not settings: children of
+    # those kinds are rendered only when their CRDs are installed.
+    keda_available: bool = False
+    pod_monitor_available: bool = False
+    # Prometheus that KEDA's trigger queries (operator setting `prometheus_address`).
+    prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"

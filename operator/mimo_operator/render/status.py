@@ -104,6 +104,8 @@ def compute_status(
     statefulsets: Sequence[dict[str, Any]],
     expected_statefulsets: int,
     now: str,
+    autoscaler: dict[str, Any] | None = None,
+    keda_available: bool = False,
 ) -> MimoDeploymentStatus:
     gen = md.metadata.generation
     replicas = md.spec.effective_replicas()
@@ -163,6 +165,7 @@ def compute_status(
         now,
         gen,
     )
+    conds = autoscaling_conditions(md, conds, autoscaler, keda_available, now)
     multi = plan.nodes_per_replica > 1
     return MimoDeploymentStatus(
         observed_generation=gen,
@@ -179,3 +182,94 @@ def compute_status(
 
 def status_as_patch(status: MimoDeploymentStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+AUTOSCALING_CONDITIONS = ("Autoscaling", "ScalingLimited")
+
+
+def _hpa_condition(hpa: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        (
+            cond
+            for cond in ((hpa or {}).get("status") or {}).get("conditions") or []
+            if cond.get("type") == type_
+        ),
+        {},
+    )
+    return found
+
+
+def autoscaling_conditions(
+    md: MimoDeployment,
+    conditions: list[Condition],
+    hpa: dict[str, Any] | None,
+    keda_available: bool,
+    now: str,
+) -> list[Condition]:
+    """What the autoscaler is doing, as the operator sees it: whether it works (metrics found, KEDA
+    present) and whether it is held at maxReplicas while it wants more (the cue to add capacity)."""
+    auto = md.spec.autoscaling
+    if auto is None:
+        return [cond for cond in conditions if cond.type not in AUTOSCALING_CONDITIONS]
+    gen = md.metadata.generation
+    if auto.engine == "keda":
+        if keda_available:
+            return set_condition(
+                conditions,
+                "Autoscaling",
+                True,
+                "ScaledObjectCreated",
+                "KEDA scales this deployment through its ScaledObject",
+                now,
+                gen,
+            )
+        return set_condition(
+            conditions,
+            "Autoscaling",
+            False,
+            "KedaMissing",
+            "spec.autoscaling.engine is keda but KEDA's ScaledObject CRD (keda.sh/v1alpha1) "
+            "is not installed: install KEDA or set engine: hpa",
+            now,
+            gen,
+        )
+    active = _hpa_condition(hpa, "ScalingActive")
+    if hpa is None or not active:
+        conditions = set_condition(
+            conditions,
+            "Autoscaling",
+            False,
+            "AutoscalerPending",
+            "waiting for the HorizontalPodAutoscaler to report",
+            now,
+            gen,
+        )
+    elif active.get("status") != "True":
+        conditions = set_condition(
+            conditions,
+            "Autoscaling",
+            False,
+            active.get("reason") or "ScalingInactive",
+            f"{active.get('message', '')} "
+            "(are vLLM's metrics served through the Prometheus Adapter? see README)",
+            now,
+            gen,
+        )
+    else:
+        conditions = set_condition(
+            conditions, "Autoscaling", True, "Active", active.get("message", ""), now, gen
+        )
+    limited = _hpa_condition(hpa, "ScalingLimited")
+    at_max = limited.get("status") == "True" and limited.get("reason") == "TooManyReplicas"
+    return set_condition(
+        conditions,
+        "ScalingLimited",
+        at_max,
+        "AtMaxReplicas" if at_max else "WithinBounds",
+        f"held at maxReplicas {auto.max_replicas} while {auto.metric} is above its target {auto.target}: "
+        "raise spec.autoscaling.maxReplicas or add GPU nodes"
+        if at_max
+        else "",
+        now,
+        gen,
+    )

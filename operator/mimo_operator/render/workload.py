@@ -12,6 +12,7 @@ from mimo_operator.planner import Plan
 from mimo_operator.render import names
 from mimo_operator.render.command import API_KEY_ENV, GROUP_ENTRYPOINT, NODE_RANK_ENV, vllm_serve_args
 from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.monitoring import SCRAPE_ANNOTATIONS
 from mimo_operator.render.probes import probes, startup_budget_seconds
 
 MODEL_VOLUME = "model-cache"
@@ -140,7 +141,7 @@ def _pod_template(
     }
     if spec.placement.priority_class_name:
         pod_spec["priorityClassName"] = spec.placement.priority_class_name
-    return {"metadata": {"labels": labels}, "spec": pod_spec}
+    return {"metadata": {"labels": labels, "annotations": dict(SCRAPE_ANNOTATIONS)}, "spec": pod_spec}
 
 
 def _product_label(md: MimoDeployment) -> str:

@@ -94,6 +94,7 @@ class _Component:
     log: Path
     health_url: str
     popen: subprocess.Popen[bytes] | None = None  # None when attached from another process
+    argv: tuple[str, ...] = ()  # kept so restart_component() can start it again the same way
 
 
 def _free_port() -> int:
@@ -316,6 +317,16 @@ class Sandbox:
             result.append(ComponentStatus(name, comp.pid, running, healthy, detail, comp.log))
         return result
 
+    def restart_component(self, name: str) -> None:
+        """Kill one component and start it again with the same command line (same ports, certificates
+        and etcd data), then wait until it is healthy: for fault-injection tests."""
+        comp = self._components.get(name)
+        if comp is None or not comp.argv:
+            raise SandboxError(f"cannot restart {name!r}: not started by this Sandbox object")
+        self._kill(comp)
+        restarted = self._spawn(name, comp.argv, comp.health_url)
+        self._wait_healthy(restarted, time.monotonic() + self.startup_timeout)
+
     # ---- helpers for users -----------------------------------------------------------------------
 
     def kubectl(
@@ -373,7 +384,9 @@ class Sandbox:
                 start_new_session=True,  # own process group: teardown kills the component and its children
                 preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
             )
-        comp = _Component(name=name, pid=popen.pid, log=log_path, health_url=health_url, popen=popen)
+        comp = _Component(
+            name=name, pid=popen.pid, log=log_path, health_url=health_url, popen=popen, argv=tuple(argv)
+        )
         self._components[name] = comp
         self._write_state()  # at once, so `down` or a later sweep can find a half-started sandbox
         log.debug("started %s (pid %d): %s", name, popen.pid, " ".join(argv))
