@@ -1,0 +1,145 @@
+"""The Helm chart, rendered by the real helm (from the sandbox build; no cluster needed): lint, both
+RBAC modes, the schema refusing typos and wrong types, and the CRD it installs being the committed one."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mimo_operator.sandbox.build import ensure_binaries
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "mimo-operator"
+CRD = REPO / "crds" / "mimodeployments.serving.mimo.dev.yaml"
+NAMESPACED = ["--set", "rbac.namespaces={team-a,team-b}"]
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return ensure_binaries().helm
+
+
+def run_helm(helm: Path, *args: str, values: str | None = None, tmp_path: Path | None = None) -> Any:
+    cmd = [str(helm), *args]
+    if values is not None:
+        assert tmp_path is not None
+        path = tmp_path / "values.yaml"
+        path.write_text(values)
+        cmd += ["-f", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def render(helm: Path, *args: str) -> list[dict[str, Any]]:
+    proc = run_helm(helm, "template", "mimo-operator", str(CHART), "-n", "mimo-system", *args)
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("extra", [[], NAMESPACED], ids=["cluster-wide", "namespaced"])
+def test_lint_strict_passes(helm: Path, extra: list[str]) -> None:
+    proc = run_helm(helm, "lint", "--strict", str(CHART), *extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cluster_wide_mode_grants_a_cluster_role_and_runs_all_namespaces(helm: Path) -> None:
+    docs = render(helm)
+    assert [d["metadata"]["name"] for d in find(docs, "ClusterRole")] == ["mimo-operator"]
+    assert not find(docs, "Role")
+    container = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["run", "--all-namespaces"]
+    assert "--log-format=json" in container["args"]
+
+
+def test_namespaced_mode_grants_a_role_per_namespace_and_nothing_cluster_wide(helm: Path) -> None:
+    docs = render(helm, *NAMESPACED)
+    assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in find(docs, "Role")) == ["team-a", "team-b"]
+    assert sorted(r["metadata"]["namespace"] for r in find(docs, "RoleBinding")) == ["team-a", "team-b"]
+    args = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--all-namespaces" not in args
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_rbac_has_no_wildcards_and_never_touches_secrets_or_pods(helm: Path) -> None:
+    for extra in ([], NAMESPACED):
+        for role in find(render(helm, *extra), "ClusterRole") + find(render(helm, *extra), "Role"):
+            for rule in role["rules"]:
+                for field in ("apiGroups", "resources", "verbs"):
+                    assert "*" not in rule[field], rule
+                assert not {"secrets", "pods", "pods/exec", "configmaps"} & set(rule["resources"]), rule
+                assert not {"update", "deletecollection", "escalate", "bind", "impersonate"} & set(
+                    rule["verbs"]
+                ) or rule["resources"] == ["mimodeployments/finalizers"], rule
+
+
+def test_the_rendered_crd_is_the_committed_crd_plus_helm_metadata(helm: Path) -> None:
+    assert (CHART / "files" / "crd.yaml").read_bytes() == CRD.read_bytes(), "run `make chart-crd`"
+    (rendered,) = find(render(helm), "CustomResourceDefinition")
+    committed = next(d for d in yaml.safe_load_all(CRD.read_text()) if d)
+    assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert rendered["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    del rendered["metadata"]["annotations"], rendered["metadata"]["labels"]
+    assert rendered == committed
+
+
+def test_crds_keep_false_drops_the_keep_policy_and_crds_disabled_drops_the_crd(helm: Path) -> None:
+    (crd,) = find(render(helm, "--set", "crds.keep=false"), "CustomResourceDefinition")
+    assert "annotations" not in crd["metadata"]
+    assert not find(render(helm, "--set", "crds.enabled=false"), "CustomResourceDefinition")
+
+
+def test_operator_pod_meets_the_restricted_pod_security_standard(helm: Path) -> None:
+    pod = find(render(helm), "Deployment")[0]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    ctx = container["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False and ctx["readOnlyRootFilesystem"] is True
+    assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["runAsUser"] >= 10000
+    assert {v["name"] for v in pod["volumes"]} == {"tmp"}
+
+
+def test_operator_settings_and_image_come_from_values(helm: Path) -> None:
+    docs = render(helm, "--set", "operator.vllmImage=registry.local/vllm:v1", "--set", "image.tag=9.9.9")
+    (container,) = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["MIMO_OPERATOR_VLLM_IMAGE"] == "registry.local/vllm:v1"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert container["image"] == "mimo-operator:9.9.9"
+    default = find(render(helm), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert default["image"] == "mimo-operator:0.1.0"  # the chart's appVersion
+
+
+def test_optional_servicemonitor_and_networkpolicy_are_off_by_default(helm: Path) -> None:
+    docs = render(helm)
+    assert not find(docs, "ServiceMonitor") and not find(docs, "NetworkPolicy")
+    docs = render(helm, "--set", "metrics.serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true")
+    assert find(docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]["port"] == "metrics"
+    assert find(docs, "NetworkPolicy")[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("rbca:\n  create: true\n", "additional properties 'rbca' not allowed"),
+        ("replicaCount: two\n", "got string, want integer"),
+        ("replicaCount: 2\n", "value must be one of 0, 1"),
+        ("operator:\n  vllmImag: x\n", "additional properties 'vllmImag' not allowed"),
+        ("operator:\n  logFormat: xml\n", "value must be one of 'json', 'text'"),
+        ("rbac:\n  namespaces: Team_A\n", "got string, want array"),
+        ('crds:\n  keep: "yes"\n', "got string, want boolean"),
+    ],
+    ids=["typo-top-level", "wrong-type", "two-replicas", "typo-nested", "bad-enum", "ns-not-list", "bool"],
+)
+def test_schema_refuses_typos_and_wrong_types(helm: Path, tmp_path: Path, values: str, message: str) -> None:
+    proc = run_helm(helm, "template", "mimo", str(CHART), values=values, tmp_path=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr
