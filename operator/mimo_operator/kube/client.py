@@ -36,6 +36,17 @@ def resource_of(path: str) -> str:
     return f"{plural}/{rest[2]}" if len(rest) > 2 else plural
 
 
+def _decode(text: str) -> dict[str, Any]:
+    """The JSON body, or the text as a message: some errors (an unknown API group's 404) are plain."""
+    if not text:
+        return {}
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return {"message": text.strip()}
+    return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, verb: str, path: str, body: dict[str, Any]) -> None:
         self.status = status
@@ -114,9 +125,7 @@ class KubeClient:
                     data=data,
                     headers={"Content-Type": content_type} if data is not None else None,
                 ) as response:
-                    payload: dict[str, Any] = (
-                        await response.json(content_type=None) if response.content_length != 0 else {}
-                    ) or {}
+                    payload = _decode(await response.text())
                     if self._on_request:
                         self._on_request(verb, resource, response.status)
                     if response.status < 400:
