@@ -328,3 +328,23 @@ def test_restarting_the_operator_changes_nothing(
         for obj in get_json(sandbox, "-n", namespace, "get", kind)["items"]
     }
     assert after == versions  # nobody (kopf included) wrote to the deployments or their children
+
+
+def test_a_missing_volume_claim_is_named_on_the_deployment_and_recovery_follows(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h100.yaml"))
+    ready = wait_for(
+        lambda: (
+            (c := _condition(_mimo(sandbox, namespace, "mimo-fp8-h100"), "Ready"))["reason"]
+            == "Unschedulable"
+            and c
+        ),
+        timeout=60,
+        description="Ready condition explains the unschedulable pod",
+    )
+    assert 'persistentvolumeclaim "mimo-weights" not found' in ready["message"]
+    events = _events(sandbox, namespace, "mimo-fp8-h100")
+    assert any(e["type"] == "Warning" and e["reason"] == "Unschedulable" for e in events)
+    weights_pvc(sandbox, namespace)
+    _wait_phase(sandbox, namespace, "mimo-fp8-h100", "Ready", timeout=90)

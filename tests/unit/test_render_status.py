@@ -122,3 +122,52 @@ def test_failed_status_keeps_other_fields_and_names_the_reason() -> None:
     planned = _cond(status, "Planned")
     assert (planned.status, planned.reason) == ("False", "NeedsMoreThanOneNode")
     assert any(ch.isdigit() for ch in planned.message)
+
+
+def test_stuck_pods_explain_why_the_deployment_is_not_ready() -> None:
+    from mimo_operator.render.status import pod_problems
+
+    pods = [
+        {
+            "metadata": {"name": "mimo-1"},
+            "status": {
+                "containerStatuses": [
+                    {
+                        "state": {
+                            "waiting": {
+                                "reason": "CreateContainerConfigError",
+                                "message": 'secret "hf-token" not found',
+                            }
+                        }
+                    }
+                ]
+            },
+        },
+        {
+            "metadata": {"name": "mimo-0"},
+            "status": {
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": '0/5 nodes are available: persistentvolumeclaim "mimo-weights" not found.',
+                    }
+                ]
+            },
+        },
+        {
+            "metadata": {"name": "mimo-2"},
+            "status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]},
+        },  # still starting: not a problem yet
+    ]
+    problems = pod_problems(pods)
+    assert [reason for reason, _ in problems] == ["Unschedulable", "CreateContainerConfigError"]
+    md = _md("fp8-h100")
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan)
+    status = compute_status(md, plan, plan_hash(md, plan, RenderConfig()), [], 1, T0, problems=problems)
+    ready = _cond(status, "Ready")
+    assert ready.reason == "Unschedulable"
+    assert 'persistentvolumeclaim "mimo-weights" not found' in ready.message
+    assert 'secret "hf-token" not found' in ready.message

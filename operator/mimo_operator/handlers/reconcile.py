@@ -15,14 +15,15 @@ from typing import Any
 
 from mimo_operator.api import MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
 from mimo_operator.api import constants as c
-from mimo_operator.kube.children import Owner, find_conflicts, observe_children, sync_children
+from mimo_operator.kube.children import Owner, find_conflicts, list_pods, observe_children, sync_children
 from mimo_operator.kube.client import KubeClient
 from mimo_operator.kube.resources import KINDS, MIMO
 from mimo_operator.planner import PlanError
 from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash, render_children
-from mimo_operator.render.status import compute_status, failed_status
+from mimo_operator.render.status import STUCK_CONTAINER_REASONS, compute_status, failed_status, pod_problems
 
 logger = logging.getLogger(__name__)
+POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable"}
 HOSTNAME = socket.gethostname()
 
 
@@ -141,16 +142,33 @@ async def reconcile(
 
     sync = await sync_children(client, owner, desired, live, field_manager)
     expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet")
+    digest = plan_hash(md, result, config)
+    now = utcnow()
     new = compute_status(
         md,
         result,
-        plan_hash(md, result, config),
+        digest,
         sync.statefulsets,
         expected,
-        utcnow(),
+        now,
         autoscaler=sync.autoscaler,
         keda_available=config.keda_available,
     )
+    if new.phase != "Ready" and (new.replicas or 0) > 0:
+        # Only a deployment that is not serving pays for reading its pods: why are they not ready?
+        problems = pod_problems(await list_pods(client, owner))
+        if problems:
+            new = compute_status(
+                md,
+                result,
+                digest,
+                sync.statefulsets,
+                expected,
+                now,
+                autoscaler=sync.autoscaler,
+                keda_available=config.keda_available,
+                problems=problems,
+            )
     outcome = Outcome(
         phase=new.phase,
         applied=sync.applied,
@@ -165,6 +183,10 @@ async def reconcile(
     if old.phase == "Failed" and _announces(old, new, "Planned"):
         await post_event(client, body, "Normal", "Planned", result.summary)
         outcome.events.append("Planned")
+    ready = next((x for x in new.conditions if x.type == "Ready"), None)
+    if ready and ready.reason in POD_PROBLEM_REASONS and _announces(old, new, "Ready"):
+        await post_event(client, body, "Warning", ready.reason, ready.message)
+        outcome.events.append(ready.reason)
     for type_, warn_when in (("Autoscaling", "False"), ("ScalingLimited", "True")):
         cond = next((x for x in new.conditions if x.type == type_), None)
         if (

@@ -112,3 +112,10 @@ async def api_serves(client: KubeClient, group_version: str, plural: str) -> boo
     """Whether the cluster serves a resource (e.g. a CRD that may not be installed)."""
     found = await client.get(f"/apis/{group_version}")
     return found is not None and any(r.get("name") == plural for r in found.get("resources", []))
+
+
+async def list_pods(client: KubeClient, owner: Owner) -> list[dict[str, Any]]:
+    """The deployment's pods (read only while it is not Ready, to explain why)."""
+    return await client.list(
+        KINDS[("v1", "Pod")].collection(owner.namespace), f"{c.LABEL_DEPLOYMENT}={owner.name}"
+    )

@@ -74,6 +74,39 @@ def failed_status(
     )
 
 
+# Container states that will not resolve by waiting: the user has to act (a Secret, an image, a crash).
+STUCK_CONTAINER_REASONS = frozenset(
+    {
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "RunContainerError",
+    }
+)
+
+
+def pod_problems(pods: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(reason, "pod: message") for pods the scheduler cannot place or whose container cannot start:
+    what `kubectl describe pod` would tell, raised to the MimoDeployment so nobody has to dig."""
+    problems: list[tuple[str, str]] = []
+    for pod in sorted(pods, key=lambda p: str(p.get("metadata", {}).get("name", ""))):
+        name = pod.get("metadata", {}).get("name", "?")
+        status = pod.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason"):
+                problems.append((str(cond["reason"]), f"{name}: {cond.get('message', '')}".strip()))
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK_CONTAINER_REASONS:
+                problems.append(
+                    (str(waiting["reason"]), f"{name}: {waiting.get('message', waiting['reason'])}")
+                )
+    return problems
+
+
 def _rolling(sts: dict[str, Any], digest: str) -> bool:
     status = sts.get("status") or {}
     spec_replicas = sts.get("spec", {}).get("replicas", 0)
@@ -106,6 +139,7 @@ def compute_status(
     now: str,
     autoscaler: dict[str, Any] | None = None,
     keda_available: bool = False,
+    problems: Sequence[tuple[str, str]] = (),
 ) -> MimoDeploymentStatus:
     gen = md.metadata.generation
     replicas = md.spec.effective_replicas()
@@ -125,15 +159,14 @@ def compute_status(
         phase = "Degraded"
     prev = md.status.conditions
     conds = set_condition(prev, "Planned", True, "Planned", plan.summary, now, gen)
-    conds = set_condition(
-        conds,
-        "Ready",
-        phase == "Ready",
-        "AllReplicasReady" if phase == "Ready" else "ReplicasNotReady",
-        f"{ready}/{replicas} replicas ready",
-        now,
-        gen,
-    )
+    ready_reason = "AllReplicasReady" if phase == "Ready" else "ReplicasNotReady"
+    ready_message = f"{ready}/{replicas} replicas ready"
+    if phase != "Ready" and problems:
+        ready_reason = problems[0][0]
+        shown = "; ".join(message for _, message in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        ready_message = f"{ready_message}: {shown}{more}"
+    conds = set_condition(conds, "Ready", phase == "Ready", ready_reason, ready_message, now, gen)
     conds = set_condition(
         conds,
         "Progressing",
