@@ -331,6 +331,12 @@ def test_operator_metrics_move_with_reconciles(
     changed = 'mimo_operator_reconciles_total{result="changed"}'
     assert after[changed] > before.get(changed, 0)
     assert after['mimo_operator_api_requests_total{code="201",resource="statefulsets",verb="apply"}'] >= 1
-    assert after[f'mimo_operator_gpus_planned{{name="mimo-fp8-h200",namespace="{namespace}"}}'] == 4
-    assert after[f'mimo_operator_gpus_ready{{name="mimo-fp8-h200",namespace="{namespace}"}}'] == 4
+    assert (
+        after[f'mimo_operator_gpus_planned{{deployment="mimo-fp8-h200",deployment_namespace="{namespace}"}}']
+        == 4
+    )
+    assert (
+        after[f'mimo_operator_gpus_ready{{deployment="mimo-fp8-h200",deployment_namespace="{namespace}"}}']
+        == 4
+    )
     assert after['mimo_operator_reconcile_duration_seconds_count{result="changed"}'] >= 1

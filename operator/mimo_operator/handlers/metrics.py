@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from mimo_operator.handlers.reconcile import Outcome
 
 Key = tuple[str, str]
+# Not `namespace`: Prometheus sets that target label to the operator's own namespace when it scrapes.
+DEPLOYMENT_LABELS = ["deployment_namespace", "deployment"]
 
 
 class OperatorMetrics:
@@ -52,13 +54,19 @@ class OperatorMetrics:
         self.gpus_planned = Gauge(
             "mimo_operator_gpus_planned",
             "GPUs the desired replicas of a deployment hold.",
-            ["namespace", "name"],
+            DEPLOYMENT_LABELS,
             registry=self.registry,
         )
         self.gpus_ready = Gauge(
             "mimo_operator_gpus_ready",
             "GPUs of a deployment's replicas that are ready.",
-            ["namespace", "name"],
+            DEPLOYMENT_LABELS,
+            registry=self.registry,
+        )
+        self.scaling_limited = Gauge(
+            "mimo_operator_scaling_limited",
+            "1 while the autoscaler of a deployment is held at maxReplicas and wants more.",
+            DEPLOYMENT_LABELS,
             registry=self.registry,
         )
         self._phases: dict[Key, str] = {}
@@ -80,6 +88,7 @@ class OperatorMetrics:
             return
         self.gpus_planned.labels(*key).set(outcome.gpus_planned)
         self.gpus_ready.labels(*key).set(outcome.gpus_ready)
+        self.scaling_limited.labels(*key).set(1 if outcome.scaling_limited else 0)
         if outcome.applied and outcome.phase != "Ready":
             self._changed_at.setdefault(key, time.monotonic())
         if outcome.phase == "Ready" and key in self._changed_at:
@@ -88,7 +97,7 @@ class OperatorMetrics:
         self._publish_phases()
 
     def forget(self, key: Key) -> None:
-        for gauge in (self.gpus_planned, self.gpus_ready):
+        for gauge in (self.gpus_planned, self.gpus_ready, self.scaling_limited):
             if key in self._phases:
                 gauge.remove(*key)
         self._phases.pop(key, None)

@@ -36,6 +36,7 @@ class Outcome:
     events: list[str] = field(default_factory=list)
     gpus_planned: int = 0  # GPUs the desired replicas hold
     gpus_ready: int = 0  # GPUs of replicas that are ready
+    scaling_limited: bool = False  # the autoscaler is held at maxReplicas and wants more
 
 
 def utcnow() -> str:
@@ -175,6 +176,7 @@ async def reconcile(
         pruned=sync.pruned,
         gpus_planned=result.gpus_per_replica * (new.replicas or 0),
         gpus_ready=result.gpus_per_replica * (new.ready_replicas or 0),
+        scaling_limited=any(x.type == "ScalingLimited" and x.status == "True" for x in new.conditions),
     )
     outcome.status_written = await _write_status(client, body, old, new)
     if _announces(old, new, "Ready") and new.phase == "Ready":
