@@ -19,6 +19,7 @@ from typing import Any
 from mimo_operator.api.crd import crd_yaml
 from mimo_operator.sandbox.cluster import Sandbox
 from mimo_operator.sandbox.pools import parse_pools
+from mimo_operator.sandbox.volumes import bound_claims_json
 
 NAMESPACE = "mimo-demo"
 # Enough GPU nodes to run every example at once: fp8 on one H100 node, a bf16 group on two more,
@@ -43,38 +44,6 @@ CLAIMS = ("mimo-weights", "mimo-weights-bf16")
 def _say(message: str) -> None:
     sys.stdout.write(message + "\n")
     sys.stdout.flush()
-
-
-def _claims() -> str:
-    items: list[dict[str, Any]] = []
-    for claim in CLAIMS:
-        items.append(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": f"{NAMESPACE}-{claim}"},
-                "spec": {
-                    "capacity": {"storage": "700Gi"},
-                    "accessModes": ["ReadWriteMany"],
-                    "hostPath": {"path": f"/tmp/{NAMESPACE}-{claim}"},
-                    "claimRef": {"namespace": NAMESPACE, "name": claim},
-                },
-            }
-        )
-        items.append(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": claim, "namespace": NAMESPACE},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "resources": {"requests": {"storage": "700Gi"}},
-                    "volumeName": f"{NAMESPACE}-{claim}",
-                    "storageClassName": "",
-                },
-            }
-        )
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
 
 
 def _settled(sandbox: Sandbox) -> tuple[bool, list[Any]]:
@@ -140,7 +109,7 @@ def run_demo(examples_dir: Path, interactive: bool, timeout: float = 180.0) -> i
         sandbox.kubectl("apply", "--server-side", "-f", "-", input=crd_yaml())
         sandbox.kubectl("wait", "--for=condition=Established", "crd/mimodeployments.serving.mimo.dev")
         sandbox.kubectl("create", "namespace", NAMESPACE)
-        sandbox.kubectl("apply", "-f", "-", input=_claims())
+        sandbox.kubectl("apply", "-f", "-", input=bound_claims_json(NAMESPACE, *CLAIMS))
         log_path = Path(sandbox.kubeconfig).parent / "operator.log"
         with log_path.open("ab") as log:
             operator = subprocess.Popen(

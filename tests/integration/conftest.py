@@ -11,6 +11,7 @@ import pytest
 
 from mimo_operator.sandbox.cluster import Sandbox
 from mimo_operator.sandbox.pytest_plugin import wait_for
+from mimo_operator.sandbox.volumes import bound_claims_json
 from tests.integration.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,43 +51,7 @@ def operator(sandbox: Sandbox, mimo_crd: str, namespace: str, tmp_path: Path) ->
 
 def weights_pvc(sandbox: Sandbox, namespace: str, claim: str = "mimo-weights") -> None:
     """A PVC bound to a hostPath PV: the sandbox has no storage provisioner, real clusters do."""
-    pv = f"{claim}-{namespace}"
-    sandbox.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": [
-                    {
-                        "apiVersion": "v1",
-                        "kind": "PersistentVolume",
-                        "metadata": {"name": pv},
-                        "spec": {
-                            "capacity": {"storage": "700Gi"},
-                            "accessModes": ["ReadWriteMany"],
-                            "hostPath": {"path": f"/tmp/{pv}"},
-                            "claimRef": {"namespace": namespace, "name": claim},
-                            "persistentVolumeReclaimPolicy": "Delete",
-                        },
-                    },
-                    {
-                        "apiVersion": "v1",
-                        "kind": "PersistentVolumeClaim",
-                        "metadata": {"name": claim, "namespace": namespace},
-                        "spec": {
-                            "accessModes": ["ReadWriteMany"],
-                            "resources": {"requests": {"storage": "700Gi"}},
-                            "volumeName": pv,
-                            "storageClassName": "",
-                        },
-                    },
-                ],
-            }
-        ),
-    )
+    sandbox.kubectl("apply", "-f", "-", input=bound_claims_json(namespace, claim))
 
 
 def get_json(sandbox: Sandbox, *args: str) -> Any:

@@ -8,6 +8,7 @@ already matches, and on an invalid spec or an infeasible plan it changes no chil
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -138,38 +139,27 @@ async def reconcile(
             f"{', '.join(conflicts)} already exist and are not owned by this MimoDeployment; "
             "the operator will not adopt or overwrite them: rename or delete them"
         )
-        outcome = await _fail(client, body, old, "ChildNameTaken", message)
-        return outcome
+        return await _fail(client, body, old, "ChildNameTaken", message)
 
     sync = await sync_children(client, owner, desired, live, field_manager)
     expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet")
-    digest = plan_hash(md, result, config)
-    now = utcnow()
-    new = compute_status(
+    status_of = functools.partial(
+        compute_status,
         md,
         result,
-        digest,
+        plan_hash(md, result, config),
         sync.statefulsets,
         expected,
-        now,
+        utcnow(),
         autoscaler=sync.autoscaler,
         keda_available=config.keda_available,
     )
+    new = status_of()
     if new.phase != "Ready" and (new.replicas or 0) > 0:
         # Only a deployment that is not serving pays for reading its pods: why are they not ready?
         problems = pod_problems(await list_pods(client, owner))
         if problems:
-            new = compute_status(
-                md,
-                result,
-                digest,
-                sync.statefulsets,
-                expected,
-                now,
-                autoscaler=sync.autoscaler,
-                keda_available=config.keda_available,
-                problems=problems,
-            )
+            new = status_of(problems=problems)
     outcome = Outcome(
         phase=new.phase,
         applied=sync.applied,
