@@ -1,0 +1,190 @@
+"""Fixtures for the chart's end-to-end tests: helm against the sandbox, and the operator process
+running as the chart's ServiceAccount, so the API server enforces the chart's RBAC on every request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mimo_operator.sandbox.cluster import Sandbox
+from mimo_operator.sandbox.pytest_plugin import wait_for
+from tests.integration.operator_process import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "mimo-operator"
+CRD_FILE = REPO / "crds" / "mimodeployments.serving.mimo.dev.yaml"
+CRD_NAME = "mimodeployments.serving.mimo.dev"
+EXAMPLES = REPO / "examples"
+
+
+def helm(sandbox: Sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(sandbox.bins.helm), f"--kubeconfig={sandbox.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=sandbox.env(),
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def get_json(sandbox: Sandbox, *args: str) -> Any:
+    return json.loads(sandbox.kubectl(*args, "-o", "json").stdout)
+
+
+def install_crd(sandbox: Sandbox) -> None:
+    """The committed CRD, as tests/integration's mimo_crd fixture installs it."""
+    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+
+
+@pytest.fixture(scope="session")
+def mimo_crd(sandbox: Sandbox) -> str:
+    install_crd(sandbox)
+    return CRD_NAME
+
+
+def release_name() -> str:
+    # Unique per test: the ClusterRole and ClusterRoleBinding are named after the release.
+    return f"mimo-operator-{secrets.token_hex(3)}"
+
+
+def service_account_kubeconfig(sandbox: Sandbox, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig holding a TokenRequest token of `account`: requests made with it are the
+    operator pod's requests, authorised by the chart's RBAC and nothing else."""
+    token = sandbox.kubectl("-n", namespace, "create", "token", account, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(sandbox.kubeconfig.read_text())
+    ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
+    base64.b64decode(ca)  # fail here, not in the operator, if the admin kubeconfig changed shape
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "sandbox",
+                        "cluster": {"server": sandbox.server, "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": "operator", "context": {"cluster": "sandbox", "user": account}}],
+                "current-context": "operator",
+            }
+        )
+    )
+    return path
+
+
+class ChartOperator:
+    """`mimo-operator` started with the args and environment of the chart's Deployment (read back
+    from the cluster), as the chart's ServiceAccount. Only the ports change (free local ports)."""
+
+    def __init__(
+        self, sandbox: Sandbox, namespace: str, deployment: str, kubeconfig: Path, log: Path
+    ) -> None:
+        self.sandbox = sandbox
+        self.namespace = namespace
+        self.deployment = deployment
+        self.kubeconfig = kubeconfig
+        self.log_path = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.liveness_port = 0
+        self.metrics_port = 0
+
+    def container(self) -> dict[str, Any]:
+        dep = get_json(self.sandbox, "-n", self.namespace, "get", "deployment", self.deployment)
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        return dict(container)
+
+    def start(self) -> ChartOperator:
+        container = self.container()
+        self.liveness_port, self.metrics_port = free_port(), free_port()
+        ports = {"--liveness-port": self.liveness_port, "--metrics-port": self.metrics_port}
+        args = [
+            f"{arg.split('=')[0]}={ports[arg.split('=')[0]]}" if arg.split("=")[0] in ports else arg
+            for arg in container["args"]
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MIMO_OPERATOR_")}
+        for item in container["env"]:
+            if "value" in item:
+                env[item["name"]] = item["value"]
+        env["POD_NAMESPACE"] = self.namespace  # the downward API's value in a real pod
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mimo_operator.cli", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.log()}")
+            if self.get(f"http://127.0.0.1:{self.liveness_port}/healthz") == 200:
+                return self
+            time.sleep(0.2)
+        raise AssertionError(f"operator not healthy within 30 s:\n{self.log()}")
+
+    @staticmethod
+    def get(url: str) -> int:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status)
+        except OSError:
+            return 0
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def workload_namespace(sandbox: Sandbox, namespace: str) -> Iterator[str]:
+    """A second namespace for the MimoDeployments. vLLM pods run as root (the upstream image does), so
+    they cannot live in the operator's restricted namespace. Afterwards the MimoDeployments are
+    deleted and their pods awaited, so the next test finds the simulated GPUs free."""
+    name = f"{namespace[:55]}-w"
+    sandbox.kubectl("create", "namespace", name)
+    wait_for(
+        lambda: sandbox.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0,
+        timeout=30,
+        description=f"ServiceAccount default in {name}",
+    )
+    try:
+        yield name
+    finally:
+        sandbox.kubectl("-n", name, "delete", "mimo", "--all", "--wait=true", "--timeout=60s", check=False)
+        wait_for(
+            lambda: not get_json(sandbox, "-n", name, "get", "pods")["items"],
+            timeout=90,
+            description=f"pods of {name} gone",
+        )
+        sandbox.kubectl("delete", "namespace", name, "--wait=false")

@@ -1,0 +1,288 @@
+"""The Helm chart against the sandbox's real API server: install, the operator running as the chart's
+ServiceAccount reconciling an example to Ready under the restricted Pod Security Standard, least
+privilege, upgrade, and uninstall keeping (or removing) the CRD.
+
+kwok marks the chart's operator pod Running without running it, so the operator itself runs here as
+a local process with the Deployment's args and environment and a token of the chart's ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mimo_operator.sandbox.cluster import Sandbox
+from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from tests.e2e.conftest import (
+    CHART,
+    CRD_NAME,
+    EXAMPLES,
+    ChartOperator,
+    get_json,
+    helm,
+    install_crd,
+    release_name,
+    service_account_kubeconfig,
+)
+
+pytestmark = pytest.mark.sandbox
+EXAMPLE = "mimo-fp8-h200"
+
+
+def _restricted(sandbox: Sandbox, namespace: str) -> None:
+    sandbox.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    # Prove the label is enforced (the PodSecurity admission plugin is on by default): a root pod
+    # is refused, so the operator pod's admission below means something.
+    proc = sandbox.kubectl(
+        "-n", namespace, "run", "root-probe", "--image=busybox", "--dry-run=server", "--restart=Never",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "violates PodSecurity" in proc.stderr, proc.stderr
+
+
+def _install(sandbox: Sandbox, namespace: str, *values: str) -> str:
+    release = release_name()
+    helm(sandbox, "install", release, str(CHART), "-n", namespace, "--set", "crds.enabled=false", *values)
+    return release
+
+
+def _operator_pod_admitted(sandbox: Sandbox, namespace: str, release: str) -> dict[str, Any]:
+    def running() -> Any:
+        pods = get_json(
+            sandbox, "-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={release}"
+        )
+        phases = [p["status"].get("phase") for p in pods["items"]]
+        return pods["items"][0] if phases == ["Running"] else NotYet(phases)
+
+    pod: dict[str, Any] = wait_for(running, timeout=60, description=f"{release} operator pod Running")
+    return pod
+
+
+def _wait_ready(sandbox: Sandbox, namespace: str, name: str, operator: ChartOperator) -> Any:
+    def check() -> Any:
+        obj = get_json(sandbox, "-n", namespace, "get", "mimo", name)
+        status = obj.get("status", {})
+        done = (
+            status.get("phase") == "Ready"
+            and status.get("observedGeneration") == obj["metadata"]["generation"]
+        )
+        return obj if done else NotYet(status.get("phase"))
+
+    try:
+        return wait_for(check, timeout=90, description=f"{name} Ready")
+    except BaseException:
+        print(operator.log())
+        raise
+
+
+def _forbidden_lines(log: str) -> list[str]:
+    return [
+        line for line in log.splitlines() if re.search(r"403|[Ff]orbidden|[Nn]ot enough permissions", line)
+    ]
+
+
+def _can_i(sandbox: Sandbox, kubeconfig: Path, *args: str) -> bool:
+    proc = subprocess.run(
+        [str(sandbox.bins.kubectl), f"--kubeconfig={kubeconfig}", "auth", "can-i", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return proc.stdout.strip() == "yes"
+
+
+def _as_operator(sandbox: Sandbox, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(sandbox.bins.kubectl), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def _helm_test_script(sandbox: Sandbox, namespace: str, release: str) -> tuple[list[str], dict[str, str]]:
+    """The `helm test` pod's command and environment, as the chart renders them."""
+    out = helm(sandbox, "get", "hooks", release, "-n", namespace).stdout
+    (pod,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Pod"]
+    (container,) = pod["spec"]["containers"]
+    return container["command"] + container["args"], {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_chart_operator_reconciles_to_ready_with_only_the_charts_rbac(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+) -> None:
+    _restricted(sandbox, namespace)
+    release = _install(sandbox, namespace)
+    pod = _operator_pod_admitted(sandbox, namespace, release)
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+
+    kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
+    operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()
+    try:
+        assert "--all-namespaces" in operator.container()["args"]
+        work = workload_namespace
+        sandbox.kubectl("-n", work, "apply", "-f", str(EXAMPLES / f"{EXAMPLE}.yaml"))
+        obj = _wait_ready(sandbox, work, EXAMPLE, operator)
+        assert obj["status"]["plan"]["gpusPerReplica"] == 4
+        sts = get_json(sandbox, "-n", work, "get", "statefulset", EXAMPLE)
+        assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.33.0"
+        events = get_json(
+            sandbox, "-n", work, "get", "events", "--field-selector", f"involvedObject.name={EXAMPLE}"
+        )
+        assert "Ready" in {e["reason"] for e in events["items"]}  # posted by the operator: events create
+
+        # The `helm test` hook's own script, run against this operator (kwok never runs the pod).
+        command, env = _helm_test_script(sandbox, namespace, release)
+        env["HEALTHZ_URL"] = f"http://127.0.0.1:{operator.liveness_port}/healthz"
+        env["METRICS_URL"] = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+        env["DEADLINE_SECONDS"] = "10"
+        assert command[:2] == ["python", "-c"]
+        check = subprocess.run(
+            [sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert check.returncode == 0, check.stderr
+        assert check.stdout.count("ok: ") == 2
+    finally:
+        operator.stop()
+
+    # Nothing the operator (or kopf) asked for was refused.
+    assert _forbidden_lines(operator.log()) == []
+
+    # Least privilege, checked by the API server: no Secrets, no Pods, no exec, no spec writes.
+    assert _can_i(sandbox, kubeconfig, "patch", "statefulsets", "-n", work)
+    for verb, resource in [
+        ("get", "secrets"),
+        ("list", "secrets"),
+        ("get", "pods"),
+        ("delete", "pods"),
+        ("create", "pods/exec"),
+        ("get", "pods/log"),
+        ("patch", "mimodeployments.serving.mimo.dev"),
+        ("delete", "mimodeployments.serving.mimo.dev"),
+        ("list", "nodes"),
+    ]:
+        assert not _can_i(sandbox, kubeconfig, verb, resource, "-n", work), f"{verb} {resource}"
+    secrets = _as_operator(sandbox, kubeconfig, "-n", work, "get", "secrets")
+    assert secrets.returncode != 0 and "Forbidden" in secrets.stderr
+
+
+def test_namespaced_mode_cannot_reach_other_namespaces(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+) -> None:
+    _restricted(sandbox, namespace)
+    work = workload_namespace
+    release = _install(sandbox, namespace, "--set", f"rbac.namespaces={{{work}}}")
+    _operator_pod_admitted(sandbox, namespace, release)
+    assert (
+        get_json(sandbox, "get", "clusterroles", "-l", f"app.kubernetes.io/instance={release}")["items"] == []
+    )
+
+    kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
+    operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()
+    try:
+        assert f"--namespace={work}" in operator.container()["args"]
+        sandbox.kubectl("-n", work, "apply", "-f", str(EXAMPLES / f"{EXAMPLE}.yaml"))
+        _wait_ready(sandbox, work, EXAMPLE, operator)
+    finally:
+        operator.stop()
+    # kopf would list namespaces and CRDs; both are cluster-wide and deliberately not granted, and
+    # nothing else was refused.
+    cluster_scoped = re.compile(
+        r'cannot (list|watch) resource \\?"(namespaces|customresourcedefinitions)\\?"|Not enough permissions'
+    )
+    refused = [line for line in _forbidden_lines(operator.log()) if not cluster_scoped.search(line)]
+    assert refused == [], "\n".join(refused)
+
+    assert _can_i(sandbox, kubeconfig, "list", "statefulsets", "-n", work)
+    for other in (namespace, "default", "kube-system"):
+        assert not _can_i(sandbox, kubeconfig, "list", "statefulsets", "-n", other)
+        assert not _can_i(sandbox, kubeconfig, "list", "mimodeployments.serving.mimo.dev", "-n", other)
+        listed = _as_operator(sandbox, kubeconfig, "-n", other, "get", "statefulsets")
+        assert listed.returncode != 0 and "Forbidden" in listed.stderr
+    assert not _can_i(sandbox, kubeconfig, "list", "statefulsets", "--all-namespaces")
+
+
+def test_upgrade_with_a_new_vllm_image_rolls_the_deployments(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+) -> None:
+    work = workload_namespace
+    release = _install(sandbox, namespace, "--set", f"rbac.namespaces={{{work}}}")
+    kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
+    operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()
+    try:
+        sandbox.kubectl("-n", work, "apply", "-f", str(EXAMPLES / f"{EXAMPLE}.yaml"))
+        _wait_ready(sandbox, work, EXAMPLE, operator)
+    finally:
+        operator.stop()
+
+    mirror = "registry.example.com/vllm/vllm-openai:v0.33.0"
+    helm(sandbox, "upgrade", release, str(CHART), "-n", namespace, "--reuse-values",
+         "--set", f"operator.vllmImage={mirror}", "--set", "operator.logFormat=text")  # fmt: skip
+    env = {
+        e["name"]: e.get("value")
+        for e in ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path).container()["env"]
+    }
+    assert env["MIMO_OPERATOR_VLLM_IMAGE"] == mirror
+    assert helm(sandbox, "history", release, "-n", namespace, "-o", "json").stdout.count('"revision"') == 2
+
+    # The upgraded operator (the Deployment's new args and env) moves the StatefulSet to the mirror.
+    operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator2.log").start()
+    try:
+        assert "--log-format=text" in operator.container()["args"]
+
+        def moved() -> Any:
+            sts = get_json(sandbox, "-n", work, "get", "statefulset", EXAMPLE)
+            image = sts["spec"]["template"]["spec"]["containers"][0]["image"]
+            return image == mirror or NotYet(image)
+
+        wait_for(moved, timeout=60, description="StatefulSet on the upgraded vllmImage")
+    finally:
+        operator.stop()
+    helm(sandbox, "uninstall", release, "-n", namespace, "--wait")
+    assert get_json(sandbox, "-n", work, "get", "roles")["items"] == []
+
+
+def _crd_exists(sandbox: Sandbox) -> bool:
+    return sandbox.kubectl("get", "crd", CRD_NAME, check=False).returncode == 0
+
+
+def test_uninstall_keeps_the_crd_with_keep_and_removes_it_without(
+    sandbox: Sandbox, namespace: str, tmp_path: Path
+) -> None:
+    """Last in the module: it deletes the CRD (and so every MimoDeployment) and puts it back after."""
+    try:
+        sandbox.kubectl("delete", "crd", CRD_NAME, "--ignore-not-found", "--wait=true", "--timeout=60s")
+        release = release_name()
+        helm(sandbox, "install", release, str(CHART), "-n", namespace, "--wait", "--timeout=60s")
+        sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+        sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-infeasible.yaml"))
+        helm(sandbox, "uninstall", release, "-n", namespace, "--wait")
+        assert _crd_exists(sandbox), "crds.keep=true (the default) must leave the CRD"
+        assert sandbox.kubectl("-n", namespace, "get", "mimo", "mimo-infeasible", check=False).returncode == 0
+
+        # A kept CRD still says which release made it, so the next release cannot adopt it: the
+        # documented way back is to delete it by hand (or keep crds.enabled=false from then on).
+        release = release_name()
+        refused = helm(sandbox, "install", release, str(CHART), "-n", namespace, check=False)
+        assert refused.returncode != 0 and "exists and cannot be imported" in refused.stderr
+        sandbox.kubectl("delete", "crd", CRD_NAME, "--wait=true", "--timeout=60s")
+
+        helm(sandbox, "install", release, str(CHART), "-n", namespace, "--set", "crds.keep=false", "--wait")
+        sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+        helm(sandbox, "uninstall", release, "-n", namespace, "--wait")
+        wait_for(lambda: not _crd_exists(sandbox), timeout=60, description="CRD removed with crds.keep=false")
+    finally:
+        install_crd(sandbox)
+    assert (
+        json.loads(sandbox.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)["metadata"]["name"]
+        == CRD_NAME
+    )
