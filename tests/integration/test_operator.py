@@ -348,3 +348,22 @@ def test_a_missing_volume_claim_is_named_on_the_deployment_and_recovery_follows(
     assert any(e["type"] == "Warning" and e["reason"] == "Unschedulable" for e in events)
     weights_pvc(sandbox, namespace)
     _wait_phase(sandbox, namespace, "mimo-fp8-h100", "Ready", timeout=90)
+
+
+def test_pods_refused_by_pod_security_are_explained(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    # vLLM's image runs as root, which the "restricted" Pod Security level refuses at admission.
+    sandbox.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h200.yaml"))
+    ready = wait_for(
+        lambda: (
+            (c := _condition(_mimo(sandbox, namespace, "mimo-fp8-h200"), "Ready"))["reason"]
+            == "NoPodsCreated"
+            and c
+        ),
+        timeout=60,
+        description="Ready condition says the StatefulSet created no pods",
+    )
+    assert "Pod Security" in ready["message"] and "mimo-fp8-h200" in ready["message"]
+    assert _mimo(sandbox, namespace, "mimo-fp8-h200")["status"]["phase"] == "Deploying"

@@ -193,6 +193,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.watching.reconnect_backoff = 1.0
+        # Watching listed namespaces needs no cluster-wide reads: without this kopf spends a minute
+        # retrying to list namespaces and CRDs that namespaced RBAC (rightly) does not grant.
+        settings.scanning.disabled = not controller.settings.all_namespaces
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:

@@ -24,7 +24,7 @@ from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash,
 from mimo_operator.render.status import STUCK_CONTAINER_REASONS, compute_status, failed_status, pod_problems
 
 logger = logging.getLogger(__name__)
-POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable"}
+POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated"}
 HOSTNAME = socket.gethostname()
 
 
@@ -157,7 +157,7 @@ async def reconcile(
     new = status_of()
     if new.phase != "Ready" and (new.replicas or 0) > 0:
         # Only a deployment that is not serving pays for reading its pods: why are they not ready?
-        problems = pod_problems(await list_pods(client, owner))
+        problems = pod_problems(await list_pods(client, owner), sync.statefulsets)
         if problems:
             new = status_of(problems=problems)
     outcome = Outcome(

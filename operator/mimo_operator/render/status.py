@@ -88,10 +88,27 @@ STUCK_CONTAINER_REASONS = frozenset(
 )
 
 
-def pod_problems(pods: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+def pod_problems(
+    pods: Sequence[dict[str, Any]], statefulsets: Sequence[dict[str, Any]] = ()
+) -> list[tuple[str, str]]:
     """(reason, "pod: message") for pods the scheduler cannot place or whose container cannot start:
-    what `kubectl describe pod` would tell, raised to the MimoDeployment so nobody has to dig."""
+    what `kubectl describe pod` would tell, raised to the MimoDeployment so nobody has to dig.
+    A StatefulSet that has created none of its pods (admission refused them) counts too."""
     problems: list[tuple[str, str]] = []
+    for sts in statefulsets:
+        meta, status = sts.get("metadata", {}), sts.get("status") or {}
+        wanted = sts.get("spec", {}).get("replicas", 0)
+        processed = status.get("observedGeneration", 0) >= meta.get("generation", 1)
+        if wanted and processed and not status.get("replicas") and not pods:
+            problems.append(
+                (
+                    "NoPodsCreated",
+                    f"StatefulSet {meta.get('name')} has created none of its {wanted} pods: the "
+                    "namespace may refuse them (Pod Security admission: vLLM pods run as root and "
+                    "need the baseline level) or a quota is used up; "
+                    f"kubectl describe statefulset {meta.get('name')} shows why",
+                )
+            )
     for pod in sorted(pods, key=lambda p: str(p.get("metadata", {}).get("name", ""))):
         name = pod.get("metadata", {}).get("name", "?")
         status = pod.get("status") or {}

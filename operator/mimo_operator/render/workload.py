@@ -132,6 +132,8 @@ def _pod_template(
         "tolerations": [GPU_TOLERATION, *copy.deepcopy(spec.placement.tolerations)],
         "affinity": _affinity(md),
         "terminationGracePeriodSeconds": config.termination_grace_seconds,
+        # Pod-level too, so sidecars injected by admission webhooks inherit the default profile.
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "enableServiceLinks": False,  # a Service named like vLLM's env vars must never leak into them
         "automountServiceAccountToken": False,
         "volumes": [
