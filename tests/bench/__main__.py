@@ -39,6 +39,7 @@ import yaml
 from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.render import RenderConfig, plan_for, render_children
+from mimo_operator.sandbox import cluster
 from mimo_operator.sandbox.cluster import Sandbox, wait_until
 from mimo_operator.sandbox.pools import NodePool
 from tests.integration.operator_process import OperatorProcess
@@ -77,6 +78,17 @@ def memory_mib(pid: int, key: str) -> float:
         if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def component_cpu(sb: Sandbox) -> dict[str, float]:
+    return {c.name: cpu_seconds(c.pid) for c in sb.status() if c.pid and c.running}
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """CPU seconds per component in a phase, and the phase's wall time."""
+    delta = {k: round(after[k] - before.get(k, 0.0), 1) for k in after}
+    delta["wall_s"] = round(wall, 1)
+    return delta
 
 
 def component_usage(sb: Sandbox) -> dict[str, dict[str, float]]:
@@ -210,6 +222,8 @@ class Result:
     operator_cpu_idle_s: float = 0.0
     operator_peak_rss_mib: float = 0.0
     components: dict[str, Any] = field(default_factory=dict)
+    cpu_limit_phase: dict[str, float] = field(default_factory=dict)
+    cpu_operator_phase: dict[str, float] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -242,7 +256,7 @@ async def pods_ready(api: Api, ns: str, n: int) -> bool:
     return len(ready) >= n
 
 
-async def limit_phase(api: Api, n: int, workers: int, result: Result) -> None:
+async def limit_phase(sb: Sandbox, api: Api, n: int, workers: int, result: Result) -> None:
     """The same children, applied by a plain client with the same concurrency: what the cluster allows."""
     ns = "bench-limit"
     await api.call(
@@ -271,9 +285,11 @@ async def limit_phase(api: Api, n: int, workers: int, result: Result) -> None:
             "PATCH", path + "?fieldManager=bench&force=true", obj, content_type="application/apply-patch+yaml"
         )
 
+    cpu0 = component_cpu(sb)
     t0 = time.monotonic()
     await run_bounded([put(o) for o in objects], workers)
     result.limit_children_s = time.monotonic() - t0
+    result.cpu_limit_phase = cpu_delta(cpu0, component_cpu(sb), result.limit_children_s)
     result.limit_requests = counter["n"]
     while not await pods_ready(api, ns, n):
         await asyncio.sleep(0.5)
@@ -324,6 +340,7 @@ async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: floa
         ]
         await asyncio.sleep(1)
         cpu0, requests0, reconciles0 = cpu_seconds(pid), requests_by_verb(op), reconciles(op)
+        components0 = component_cpu(sb)
 
         async def create(name: str) -> None:
             await api.call("POST", f"/apis/{GROUP_VERSION}/namespaces/{ns}/mimodeployments", mimo(name))
@@ -334,6 +351,11 @@ async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: floa
         result.create_s = time.monotonic() - t0
         await asyncio.wait_for(all_children.wait(), timeout=1800)
         result.operator_children_s = time.monotonic() - t0
+        result.cpu_operator_phase = cpu_delta(
+            {**components0, "operator": cpu0},
+            {**component_cpu(sb), "operator": cpu_seconds(pid)},
+            result.operator_children_s,
+        )
         await asyncio.wait_for(all_ready.wait(), timeout=3600)
         result.operator_ready_s = time.monotonic() - t0
         await asyncio.sleep(5)  # trailing status writes
@@ -393,6 +415,9 @@ def pools_for(n: int) -> list[NodePool]:
 
 
 async def bench_one(n: int, workers: int, idle: float) -> Result:
+    # The sandbox's service range (10.0.0.0/24) holds 253 ClusterIPs and every deployment has one:
+    # widen it for the benchmark (10.0.0.1, the `kubernetes` Service the certificates name, stays).
+    cluster.SERVICE_CIDR = "10.0.0.0/16"
     pools = pools_for(n)
     result = Result(n=n, nodes=pools[0].count, workers=workers)
     t0 = time.monotonic()
@@ -411,7 +436,7 @@ async def bench_one(n: int, workers: int, idle: float) -> Result:
             description="mimodeployments served",
         )
         async with Api(sb) as api:
-            await limit_phase(api, n, workers, result)
+            await limit_phase(sb, api, n, workers, result)
             await operator_phase(sb, api, n, workers, idle, result)
     finally:
         sb.stop()
@@ -442,6 +467,8 @@ def table(results: list[Result]) -> str:
             lambda r: f"{r.operator_cpu_converge_s:.1f} / {r.operator_cpu_idle_s:.1f} s",
         ),
         ("operator peak RSS", lambda r: f"{r.operator_peak_rss_mib:.0f} MiB"),
+        ("limit phase CPU apiserver/etcd", lambda r: _phase(r.cpu_limit_phase)),
+        ("operator phase CPU apiserver/etcd/op", lambda r: _phase(r.cpu_operator_phase)),
         ("kube-apiserver CPU / peak RSS", lambda r: _comp(r, "kube-apiserver")),
         ("etcd CPU / peak RSS", lambda r: _comp(r, "etcd")),
         ("kwok CPU / peak RSS", lambda r: _comp(r, "kwok")),
@@ -453,6 +480,13 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _phase(cpu: dict[str, float]) -> str:
+    parts = [cpu.get("kube-apiserver", 0), cpu.get("etcd", 0)] + (
+        [cpu["operator"]] if "operator" in cpu else []
+    )
+    return " / ".join(f"{x:.1f}" for x in parts) + f" s in {cpu.get('wall_s', 0):.1f}"
+
+
 def _comp(r: Result, name: str) -> str:
     c = r.components.get(name, {})
     return f"{c.get('cpu_s', 0):.0f} s / {c.get('peak_rss_mib', 0):.0f} MiB"
@@ -462,12 +496,18 @@ def main() -> int:
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000").split(",") if s.strip()]
     idle = float(os.environ.get("BENCH_IDLE_SECONDS", "300"))
     workers = int(os.environ.get("BENCH_WORKERS", "8"))
-    results = []
+    results: list[Result] = []
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     for n in sizes:
         results.append(asyncio.run(bench_one(n, workers, idle)))
         print(table(results))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        write(out, sizes, idle, workers, results)
+    print(f"\n{table(results)}\n\nwrote {out}")
+    return 0
+
+
+def write(out: Path, sizes: list[int], idle: float, workers: int, results: list[Result]) -> None:
     out.write_text(
         json.dumps(
             {
@@ -480,8 +520,6 @@ def main() -> int:
             indent=2,
         )
     )
-    print(f"\n{table(results)}\n\nwrote {out}")
-    return 0
 
 
 if __name__ == "__main__":
