@@ -337,15 +337,16 @@ def test_a_missing_volume_claim_is_named_on_the_deployment_and_recovery_follows(
     ready = wait_for(
         lambda: (
             (c := _condition(_mimo(sandbox, namespace, "mimo-fp8-h100"), "Ready"))["reason"]
-            == "Unschedulable"
+            == "VolumeClaimMissing"
+            and 'persistentvolumeclaim "mimo-weights" not found' in c["message"]
             and c
         ),
         timeout=60,
-        description="Ready condition explains the unschedulable pod",
+        description="Ready condition names the missing claim and the unschedulable pod",
     )
-    assert 'persistentvolumeclaim "mimo-weights" not found' in ready["message"]
+    assert "claimName mimo-weights does not exist" in ready["message"]
     events = _events(sandbox, namespace, "mimo-fp8-h100")
-    assert any(e["type"] == "Warning" and e["reason"] == "Unschedulable" for e in events)
+    assert any(e["type"] == "Warning" and e["reason"] == "VolumeClaimMissing" for e in events)
     weights_pvc(sandbox, namespace)
     _wait_phase(sandbox, namespace, "mimo-fp8-h100", "Ready", timeout=90)
 

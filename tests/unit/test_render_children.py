@@ -230,3 +230,19 @@ def test_every_spelling_of_an_owned_flag_is_refused_when_rendering(arg: str) -> 
     result = plan_for(_load("fp8-h100", serving={"extraArgs": ["--enable-prefix-caching", arg]}).spec)
     assert isinstance(result, PlanError) and result.reason == "ExtraArgsOwnedFlag"
     assert arg in result.message
+
+
+def test_user_strings_cannot_expand_container_environment() -> None:
+    # Kubernetes expands $(VAR) in args from the container env: $(HF_TOKEN) would leak the token.
+    md = _load(
+        "fp8-h100", serving={"extraArgs": ["--chat-template=$(HF_TOKEN)"]}, model={"name": "/models/$(X)"}
+    )
+    _, children = _render(md)
+    args = _container(_of_kind(children, "StatefulSet")[0])["args"]
+    assert args[0] == "/models/$$(X)"
+    assert args[-1] == "--chat-template=$$(HF_TOKEN)"
+    multi = _load("bf16-h100-multinode", serving={"extraArgs": ["--x=$(HF_TOKEN)"]})
+    _, groups = _render(multi)
+    group_args = _container(_of_kind(groups, "StatefulSet")[0])["args"]
+    assert "$(NODE_RANK)" in group_args  # the operator's own reference still expands
+    assert group_args[-1] == "--x=$$(HF_TOKEN)"

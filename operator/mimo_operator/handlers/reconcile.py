@@ -14,9 +14,17 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from mimo_operator.api import MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
+from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
 from mimo_operator.api import constants as c
-from mimo_operator.kube.children import Owner, find_conflicts, list_pods, observe_children, sync_children
+from mimo_operator.kube.children import (
+    ChildRejected,
+    Owner,
+    claim_exists,
+    find_conflicts,
+    list_pods,
+    observe_children,
+    sync_children,
+)
 from mimo_operator.kube.client import KubeClient
 from mimo_operator.kube.resources import KINDS, MIMO
 from mimo_operator.planner import PlanError
@@ -24,7 +32,7 @@ from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash,
 from mimo_operator.render.status import STUCK_CONTAINER_REASONS, compute_status, failed_status, pod_problems
 
 logger = logging.getLogger(__name__)
-POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated"}
+POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated", "VolumeClaimMissing"}
 HOSTNAME = socket.gethostname()
 
 
@@ -118,6 +126,24 @@ async def _fail(
     return outcome
 
 
+async def _missing_claims(client: KubeClient, md: MimoDeployment) -> list[tuple[str, str]]:
+    """The weights claim the spec names, if it does not exist (checked even with zero replicas).
+    Secrets are not checked: the operator is deliberately not allowed to read them."""
+    cache = md.spec.model.cache
+    if cache is None or cache.persistent_volume_claim is None:
+        return []
+    claim = cache.persistent_volume_claim.claim_name
+    if await claim_exists(client, md.metadata.namespace, claim):
+        return []
+    return [
+        (
+            "VolumeClaimMissing",
+            f"spec.model.cache.persistentVolumeClaim.claimName {claim} does not exist in namespace "
+            f"{md.metadata.namespace}",
+        )
+    ]
+
+
 async def reconcile(
     client: KubeClient, body: dict[str, Any], config: RenderConfig, field_manager: str
 ) -> Outcome:
@@ -141,7 +167,10 @@ async def reconcile(
         )
         return await _fail(client, body, old, "ChildNameTaken", message)
 
-    sync = await sync_children(client, owner, desired, live, field_manager)
+    try:
+        sync = await sync_children(client, owner, desired, live, field_manager)
+    except ChildRejected as exc:
+        return await _fail(client, body, old, "ChildRejected", str(exc))
     expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet")
     status_of = functools.partial(
         compute_status,
@@ -155,9 +184,10 @@ async def reconcile(
         keda_available=config.keda_available,
     )
     new = status_of()
-    if new.phase != "Ready" and (new.replicas or 0) > 0:
+    if new.phase != "Ready":
         # Only a deployment that is not serving pays for reading its pods: why are they not ready?
-        problems = pod_problems(await list_pods(client, owner), sync.statefulsets)
+        problems = await _missing_claims(client, md)
+        problems += pod_problems(await list_pods(client, owner), sync.statefulsets)
         if problems:
             new = status_of(problems=problems)
     outcome = Outcome(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mimo_operator.api import constants as c
-from mimo_operator.kube.client import KubeClient
+from mimo_operator.kube.client import ApiError, KubeClient
 from mimo_operator.kube.compare import covers
 from mimo_operator.kube.resources import KINDS, kind_of
 
@@ -28,8 +28,8 @@ class SyncResult:
     autoscaler: dict[str, Any] | None = None  # the HorizontalPodAutoscaler as the server has it
 
 
-class ChildConflict(Exception):
-    """A child's name is taken by an object this MimoDeployment does not own."""
+class ChildRejected(Exception):
+    """The API server refuses a rendered child (invalid pass-through content such as env or affinity)."""
 
 
 def _owned_by(obj: dict[str, Any], owner: Owner) -> bool:
@@ -79,6 +79,11 @@ async def find_conflicts(
     return conflicts
 
 
+# Children that carry content the CRD passes through unvalidated (env, tolerations, affinity, secret
+# and priority class names): the API server is the one that can say whether it is valid.
+VALIDATED_BY_DRY_RUN = frozenset({"StatefulSet"})
+
+
 async def sync_children(
     client: KubeClient,
     owner: Owner,
@@ -86,11 +91,25 @@ async def sync_children(
     live: dict[tuple[str, str, str], dict[str, Any]],
     field_manager: str,
 ) -> SyncResult:
+    """Apply what differs and prune the rest; a child the API server refuses raises ChildRejected
+    before anything is written, so a bad spec never leaves a half-made deployment behind."""
     result = SyncResult()
     wanted = {_key(obj) for obj in desired}
+    changed = [obj for obj in desired if not covers(live.get(_key(obj)), obj)]
+    changed_keys = {_key(obj) for obj in changed}
+    for obj in changed:
+        if obj["kind"] in VALIDATED_BY_DRY_RUN:
+            path = kind_of(obj).item(owner.namespace, obj["metadata"]["name"])
+            try:
+                await client.apply(path, obj, field_manager, dry_run=True)
+            except ApiError as exc:
+                if exc.status in (400, 422) or exc.malformed:
+                    raise ChildRejected(f"the API server refuses {_describe(obj)}: {exc.message}") from None
+                raise
+            break  # groups of one deployment share their template: one check covers them all
     for obj in desired:
         current = live.get(_key(obj))
-        if current is not None and covers(current, obj):
+        if _key(obj) not in changed_keys and current is not None:
             state = current
         else:
             state = await client.apply(
@@ -112,6 +131,10 @@ async def api_serves(client: KubeClient, group_version: str, plural: str) -> boo
     """Whether the cluster serves a resource (e.g. a CRD that may not be installed)."""
     found = await client.get(f"/apis/{group_version}")
     return found is not None and any(r.get("name") == plural for r in found.get("resources", []))
+
+
+async def claim_exists(client: KubeClient, namespace: str, name: str) -> bool:
+    return await client.get(KINDS[("v1", "PersistentVolumeClaim")].item(namespace, name)) is not None
 
 
 async def list_pods(client: KubeClient, owner: Owner) -> list[dict[str, Any]]:

@@ -47,13 +47,20 @@ def _decode(text: str) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {"items": decoded}
 
 
+def _malformed(payload: dict[str, Any]) -> bool:
+    """A server-side apply body of the wrong shape (a string where a map belongs) comes back as a
+    500, but retrying cannot help: it is the request that is wrong."""
+    return "failed to create typed patch object" in str(payload.get("message", ""))
+
+
 class ApiError(Exception):
     def __init__(self, status: int, verb: str, path: str, body: dict[str, Any]) -> None:
         self.status = status
         self.body = body
         self.reason = str(body.get("reason", ""))
-        message = body.get("message") or body
-        super().__init__(f"{verb} {path}: {status} {message}")
+        self.message = str(body.get("message") or body)
+        self.malformed = _malformed(body)
+        super().__init__(f"{verb} {path}: {status} {self.message}")
 
 
 class KubeClient:
@@ -130,7 +137,7 @@ class KubeClient:
                         self._on_request(verb, resource, response.status)
                     if response.status < 400:
                         return payload
-                    if response.status not in RETRY_STATUSES or attempt == 4:
+                    if response.status not in RETRY_STATUSES or attempt == 4 or _malformed(payload):
                         raise ApiError(response.status, verb, path, payload)
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 if self._on_request:
@@ -155,14 +162,20 @@ class KubeClient:
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
-    async def apply(self, path: str, obj: dict[str, Any], field_manager: str) -> dict[str, Any]:
+    async def apply(
+        self, path: str, obj: dict[str, Any], field_manager: str, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply with one field manager; `force` takes fields over from other managers,
-        which is what repairing drift means for the fields the operator owns."""
+        which is what repairing drift means for the fields the operator owns. `dry_run` runs
+        admission and validation without persisting anything."""
+        params = {"fieldManager": field_manager, "force": "true"}
+        if dry_run:
+            params["dryRun"] = "All"
         return await self.request(
-            "apply",
+            "dry-run" if dry_run else "apply",
             "PATCH",
             path,
-            params={"fieldManager": field_manager, "force": "true"},
+            params=params,
             body=obj,
             content_type="application/apply-patch+yaml",
         )

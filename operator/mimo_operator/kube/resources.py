@@ -33,6 +33,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Service", "services"),
         Kind("v1", "Event", "events"),
         Kind("v1", "Pod", "pods"),
+        Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
         Kind("v1", "Node", "nodes", namespaced=False),
         Kind("apps/v1", "StatefulSet", "statefulsets"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),

@@ -25,6 +25,13 @@ TOOL_CALL_PARSER = "mimo"
 MTP_CONFIG = {"method": "mtp", "num_speculative_tokens": 1}
 
 
+def literal(arg: str) -> str:
+    """A user's string as a container argument: Kubernetes expands `$(VAR)` in args from the
+    container's environment, so `--chat-template=$(HF_TOKEN)` would put the token into vLLM's
+    command line. `$$(` is how Kubernetes spells a literal `$(`."""
+    return arg.replace("$(", "$$(")
+
+
 def served_model_name(md: MimoDeployment) -> str:
     return md.spec.model.served_name or md.metadata.name
 
@@ -35,7 +42,7 @@ def vllm_serve_args(
     """Arguments after `vllm serve`, model first. Multi-node replicas pass `master_addr` and take
     their node rank from $(NODE_RANK), which Kubernetes expands from the pod's index."""
     spec = md.spec
-    args = [spec.model.name, "--served-model-name", served_model_name(md)]
+    args = [literal(spec.model.name), "--served-model-name", served_model_name(md)]
     if spec.model.revision:
         args += ["--revision", spec.model.revision]
     args += ["--download-dir", config.model_mount_path, "--trust-remote-code"]
@@ -71,7 +78,7 @@ def vllm_serve_args(
             "--master-port",
             str(c.MASTER_PORT),
         ]
-    return args + list(spec.serving.extra_args)
+    return args + [literal(arg) for arg in spec.serving.extra_args]
 
 
 # Pod 0 of a multi-node group serves the API; the others join headless. One StatefulSet template
