@@ -39,7 +39,6 @@ import yaml
 from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.render import RenderConfig, plan_for, render_children
-from mimo_operator.sandbox import cluster
 from mimo_operator.sandbox.cluster import Sandbox, wait_until
 from mimo_operator.sandbox.pools import NodePool
 from tests.integration.operator_process import OperatorProcess
@@ -415,9 +414,6 @@ def pools_for(n: int) -> list[NodePool]:
 
 
 async def bench_one(n: int, workers: int, idle: float) -> Result:
-    # The sandbox's service range (10.0.0.0/24) holds 253 ClusterIPs and every deployment has one:
-    # widen it for the benchmark (10.0.0.1, the `kubernetes` Service the certificates name, stays).
-    cluster.SERVICE_CIDR = "10.0.0.0/16"
     pools = pools_for(n)
     result = Result(n=n, nodes=pools[0].count, workers=workers)
     t0 = time.monotonic()

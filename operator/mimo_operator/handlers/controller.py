@@ -66,6 +66,7 @@ class Controller:
         self._on_request = on_request
         self._on_forget = on_forget
         self._capabilities = (False, False)
+        self.child_versions: dict[tuple[str, str, str], str] = {}
         self._discovered_at = -math.inf
 
     def connect(self, info: Any) -> None:
@@ -91,11 +92,21 @@ class Controller:
             if self._on_forget:
                 self._on_forget(key)
             return
+        known = self.bodies.get(key)
         self.bodies[key] = body
+        if known is not None and _version(known) == _version(body):
+            return  # a re-list after a watch restart, or the echo of this operator's status write
         self.enqueue(key)
 
-    def observe_child(self, body: dict[str, Any]) -> None:
+    def observe_child(self, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
+        child = (meta.get("namespace", ""), body.get("kind", ""), meta.get("name", ""))
+        if event_type == "DELETED":
+            self.child_versions.pop(child, None)  # always repaired, whatever its version says
+        elif self.child_versions.get(child) == meta.get("resourceVersion"):
+            return  # unchanged since it was last seen or applied
+        else:
+            self.child_versions[child] = meta.get("resourceVersion", "")
         for ref in meta.get("ownerReferences") or []:
             if ref.get("kind") == c.KIND and ref.get("controller"):
                 self.enqueue((meta.get("namespace", ""), ref["name"]))
@@ -127,6 +138,12 @@ class Controller:
             else:
                 self.failures.pop(key, None)
                 self.last_success = time.monotonic()
+                if outcome.written is not None and key in self.bodies:
+                    self.bodies[key] = outcome.written
+                for (kind, name), version in outcome.child_versions.items():
+                    self.child_versions[(key[0], kind, name)] = version
+                if outcome.retry_after is not None:
+                    asyncio.get_running_loop().call_later(outcome.retry_after, self.enqueue, key)
                 if outcome.applied or outcome.pruned or outcome.status_written:
                     logger.info(
                         "reconciled %s/%s: phase %s, applied %s, pruned %s",
@@ -181,6 +198,10 @@ class Controller:
         return not (stale and self.failures)
 
 
+def _version(body: dict[str, Any]) -> str:
+    return str(body.get("metadata", {}).get("resourceVersion", ""))
+
+
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -209,7 +230,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         controller.observe(event.get("type"), cast(dict[str, Any], event["object"]))
 
     def on_child(event: kopf.RawEvent, **_: Any) -> None:
-        controller.observe_child(cast(dict[str, Any], event["object"]))
+        controller.observe_child(event.get("type"), cast(dict[str, Any], event["object"]))
 
     for group, version, plural in WATCHED_CHILDREN:
         kopf.on.event(group, version, plural, labels={c.LABEL_MANAGED_BY: c.MANAGED_BY}, registry=registry)(

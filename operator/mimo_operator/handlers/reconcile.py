@@ -34,6 +34,7 @@ from mimo_operator.render.status import STUCK_CONTAINER_REASONS, compute_status,
 logger = logging.getLogger(__name__)
 POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated", "VolumeClaimMissing"}
 HOSTNAME = socket.gethostname()
+CONFLICT_RECHECK_SECONDS = 30.0
 
 
 @dataclass
@@ -41,8 +42,15 @@ class Outcome:
     phase: str | None
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
-    status_written: bool = False
+    written: dict[str, Any] | None = None  # the MimoDeployment after this reconcile's status write
+    child_versions: dict[tuple[str, str], str] = field(default_factory=dict)  # applied (kind, name) -> rv
+    retry_after: float | None = None  # look again this soon even without an event
     events: list[str] = field(default_factory=list)
+
+    @property
+    def status_written(self) -> bool:
+        return self.written is not None
+
     gpus_planned: int = 0  # GPUs the desired replicas hold
     gpus_ready: int = 0  # GPUs of replicas that are ready
     scaling_limited: bool = False  # the autoscaler is held at maxReplicas and wants more
@@ -61,16 +69,17 @@ def _status_of(body: dict[str, Any]) -> MimoDeploymentStatus:
 
 async def _write_status(
     client: KubeClient, body: dict[str, Any], old: MimoDeploymentStatus, new: MimoDeploymentStatus
-) -> bool:
+) -> dict[str, Any] | None:
+    """Patch the status if it changed; the object as written, so the controller can tell the watch
+    event of its own write from a change someone else made."""
     if new == old:
-        return False
+        return None
     meta = body["metadata"]
     current = body.get("status") or {}
     patch: dict[str, Any] = new.model_dump(by_alias=True, exclude_none=True, mode="json")
     for key in current:
         patch.setdefault(key, None)  # merge patch: null removes what the new status no longer has
-    await client.merge_patch(f"{MIMO.item(meta['namespace'], meta['name'])}/status", {"status": patch})
-    return True
+    return await client.merge_patch(f"{MIMO.item(meta['namespace'], meta['name'])}/status", {"status": patch})
 
 
 async def post_event(client: KubeClient, body: dict[str, Any], kind: str, reason: str, message: str) -> None:
@@ -119,7 +128,7 @@ async def _fail(
     generation = body["metadata"].get("generation")
     new = failed_status(old, generation, reason, message, utcnow())
     outcome = Outcome(phase="Failed")
-    outcome.status_written = await _write_status(client, body, old, new)
+    outcome.written = await _write_status(client, body, old, new)
     if _announces(old, new, "Planned"):
         await post_event(client, body, "Warning", reason, message)
         outcome.events.append(reason)
@@ -165,7 +174,10 @@ async def reconcile(
             f"{', '.join(conflicts)} already exist and are not owned by this MimoDeployment; "
             "the operator will not adopt or overwrite them: rename or delete them"
         )
-        return await _fail(client, body, old, "ChildNameTaken", message)
+        outcome = await _fail(client, body, old, "ChildNameTaken", message)
+        # The stranger is not watched: look again, so removing it recovers without waiting for resync.
+        outcome.retry_after = CONFLICT_RECHECK_SECONDS
+        return outcome
 
     try:
         sync = await sync_children(client, owner, desired, live, field_manager)
@@ -194,11 +206,12 @@ async def reconcile(
         phase=new.phase,
         applied=sync.applied,
         pruned=sync.pruned,
+        child_versions=sync.versions,
         gpus_planned=result.gpus_per_replica * (new.replicas or 0),
         gpus_ready=result.gpus_per_replica * (new.ready_replicas or 0),
         scaling_limited=any(x.type == "ScalingLimited" and x.status == "True" for x in new.conditions),
     )
-    outcome.status_written = await _write_status(client, body, old, new)
+    outcome.written = await _write_status(client, body, old, new)
     if _announces(old, new, "Ready") and new.phase == "Ready":
         await post_event(client, body, "Normal", "Ready", f"{new.ready} replicas ready: {result.summary}")
         outcome.events.append("Ready")

@@ -26,6 +26,7 @@ class SyncResult:
     pruned: list[str] = field(default_factory=list)
     statefulsets: list[dict[str, Any]] = field(default_factory=list)
     autoscaler: dict[str, Any] | None = None  # the HorizontalPodAutoscaler as the server has it
+    versions: dict[tuple[str, str], str] = field(default_factory=dict)  # applied (kind, name) -> rv
 
 
 class ChildRejected(Exception):

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/16"  # room for thousands of deployments' Services (make bench)
 SERVICE_IP = "10.0.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
 POD_CIDR = "10.244.0.0/16"  # kwok hands out pod IPs from here
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
