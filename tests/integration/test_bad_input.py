@@ -33,10 +33,6 @@ pytestmark = pytest.mark.sandbox
 
 CANARY = f"canary-{secrets.token_hex(12)}"
 CHILD_KINDS = "statefulsets,services,poddisruptionbudgets,horizontalpodautoscalers"
-SECRET_GAP = (
-    "deliberate (README, Known limitations): the operator may not read Secrets, so a missing one shows "
-    "only when the kubelet fails to start the container, which kwok does not simulate"
-)
 
 
 @pytest.fixture(scope="module")
@@ -224,22 +220,9 @@ LITERAL: list[tuple[str, str]] = [
     ("env-substitution-of-the-token", "--chat-template=$(HF_TOKEN)"),
 ]
 
-# A user needs to be told that what the deployment references does not exist.
+# A user needs to be told that what the deployment references does not exist. (Secrets: the operator
+# may not read them; the kubelet's report is relayed instead, see test_operator.py.)
 MISSING = [
-    pytest.param(
-        "missing-token-secret",
-        change(("spec.model.tokenSecretRef", {"name": "no-such-secret", "key": "t"})),
-        "no-such-secret",
-        marks=pytest.mark.xfail(strict=True, reason=SECRET_GAP),
-        id="missing-token-secret",
-    ),
-    pytest.param(
-        "missing-api-key-secret",
-        change(("spec.serving.apiKeySecretRef", {"name": "no-such-key", "key": "k"})),
-        "no-such-key",
-        marks=pytest.mark.xfail(strict=True, reason=SECRET_GAP),
-        id="missing-api-key-secret",
-    ),
     pytest.param(
         "missing-weights-pvc",
         change(("spec.model.cache", {"persistentVolumeClaim": {"claimName": "no-such-pvc"}})),

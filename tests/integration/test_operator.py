@@ -368,3 +368,71 @@ def test_pods_refused_by_pod_security_are_explained(
     )
     assert "Pod Security" in ready["message"] and "mimo-fp8-h200" in ready["message"]
     assert _mimo(sandbox, namespace, "mimo-fp8-h200")["status"]["phase"] == "Deploying"
+
+
+def test_a_missing_secret_reported_by_the_kubelet_is_relayed(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    # The operator may not read Secrets; the kubelet finds out when it builds the container's env.
+    # kwok does not simulate that, so the test writes the pod status a kubelet would write.
+    doc = json.loads(
+        json.dumps(
+            {
+                "apiVersion": "serving.mimo.dev/v1alpha1",
+                "kind": "MimoDeployment",
+                "metadata": {"name": "mimo-secret", "namespace": namespace},
+                "spec": {
+                    "gpu": {"type": "H200-141GB"},
+                    "model": {"tokenSecretRef": {"name": "no-such-secret", "key": "t"}},
+                },
+            }
+        )
+    )
+    sandbox.kubectl("apply", "-f", "-", input=json.dumps(doc))
+    _wait_phase(sandbox, namespace, "mimo-secret", "Ready")
+    status = {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"},
+            {"type": "PodScheduled", "status": "True"},
+        ],
+        "containerStatuses": [
+            {
+                "name": "vllm",
+                "ready": False,
+                "restartCount": 0,
+                "image": "vllm/vllm-openai:v0.33.0",
+                "imageID": "",
+                "started": False,
+                "state": {
+                    "waiting": {
+                        "reason": "CreateContainerConfigError",
+                        "message": 'secret "no-such-secret" not found',
+                    }
+                },
+            }
+        ],
+    }
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "pod",
+        "mimo-secret-0",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    ready = wait_for(
+        lambda: (
+            (c := _condition(_mimo(sandbox, namespace, "mimo-secret"), "Ready"))["reason"]
+            == "CreateContainerConfigError"
+            and c
+        ),
+        timeout=60,
+        description="Ready condition relays the kubelet's CreateContainerConfigError",
+    )
+    assert 'secret "no-such-secret" not found' in ready["message"]
+    assert _mimo(sandbox, namespace, "mimo-secret")["status"]["phase"] == "Degraded"
