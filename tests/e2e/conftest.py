@@ -7,11 +7,7 @@ import base64
 import json
 import os
 import secrets
-import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,7 @@ import yaml
 
 from mimo_operator.sandbox.cluster import Sandbox
 from mimo_operator.sandbox.pytest_plugin import wait_for
-from tests.integration.operator_process import free_port
+from tests.integration.operator_process import free_port, launch, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mimo-operator"
@@ -127,43 +123,15 @@ class ChartOperator:
                 env[item["name"]] = item["value"]
         env["POD_NAMESPACE"] = self.namespace  # the downward API's value in a real pod
         env["KUBECONFIG"] = str(self.kubeconfig)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mimo_operator.cli", *args],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.log()}")
-            if self.get(f"http://127.0.0.1:{self.liveness_port}/healthz") == 200:
-                return self
-            time.sleep(0.2)
-        raise AssertionError(f"operator not healthy within 30 s:\n{self.log()}")
-
-    @staticmethod
-    def get(url: str) -> int:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return int(response.status)
-        except OSError:
-            return 0
+        self.proc = launch(args, env, self.log_path)
+        wait_healthy(self.proc, self.liveness_port, self.log)
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        stop(self.proc)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from mimo_operator.sandbox.cluster import Sandbox
@@ -38,40 +39,14 @@ class OperatorProcess:
         self.metrics_port, self.liveness_port = free_port(), free_port()
         env = self.sandbox.env()
         env["MIMO_OPERATOR_RESYNC_SECONDS"] = str(self.resync_seconds)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mimo_operator.cli",
-                    "run",
-                    "-n",
-                    self.namespace,
-                    "--metrics-port",
-                    str(self.metrics_port),
-                    "--liveness-port",
-                    str(self.liveness_port),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if self.healthy():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"operator did not report healthy within 30 s:\n{self.log_tail()}")
+        argv = ["run", "-n", self.namespace, "--metrics-port", str(self.metrics_port),
+                "--liveness-port", str(self.liveness_port)]  # fmt: skip
+        self.proc = launch(argv, env, self.log_path)
+        wait_healthy(self.proc, self.liveness_port, self.log_tail)
+        return self
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return http_status(f"http://127.0.0.1:{self.liveness_port}/healthz") == 200
 
     def metrics(self) -> dict[str, float]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
@@ -101,11 +76,45 @@ class OperatorProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        stop(self.proc, sig)
+
+
+def launch(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`mimo-operator <argv>` in its own process group, output appended to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mimo_operator.cli", *argv],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], liveness_port: int, log: Callable[[], str]) -> None:
+    """Until /healthz answers 200; fail with the log if the process exits or 30 s pass."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"operator exited with {proc.returncode}:\n{log()}")
+        if http_status(f"http://127.0.0.1:{liveness_port}/healthz") == 200:
             return
-        os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        time.sleep(0.2)
+    raise RuntimeError(f"operator did not report healthy within 30 s:\n{log()}")
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except OSError:
+        return 0
+
+
+def stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
+    """Signal the operator's process group and wait; SIGKILL if it does not exit in 20 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

@@ -25,9 +25,10 @@ from mimo_operator.api import constants as c
 from mimo_operator.handlers.metrics import OperatorMetrics
 from mimo_operator.handlers.reconcile import Outcome, reconcile
 from mimo_operator.handlers.settings import OperatorSettings
+from mimo_operator.kube.cache import ChildCache
 from mimo_operator.kube.children import api_serves
 from mimo_operator.kube.client import KubeClient
-from mimo_operator.render import RenderConfig
+from mimo_operator.render import RenderConfig, child_kinds
 
 logger = logging.getLogger("mimo_operator")
 Key = tuple[str, str]
@@ -67,6 +68,7 @@ class Controller:
         self._on_forget = on_forget
         self._capabilities = (False, False)
         self.child_versions: dict[tuple[str, str, str], str] = {}
+        self.cache = ChildCache()
         self._discovered_at = -math.inf
 
     def connect(self, info: Any) -> None:
@@ -99,6 +101,7 @@ class Controller:
         self.enqueue(key)
 
     def observe_child(self, event_type: str | None, body: dict[str, Any]) -> None:
+        self.cache.observe(event_type, body)
         meta = body.get("metadata", {})
         child = (meta.get("namespace", ""), body.get("kind", ""), meta.get("name", ""))
         if event_type == "DELETED":
@@ -140,8 +143,10 @@ class Controller:
                 self.last_success = time.monotonic()
                 if outcome.written is not None and key in self.bodies:
                     self.bodies[key] = outcome.written
-                for (kind, name), version in outcome.child_versions.items():
-                    self.child_versions[(key[0], kind, name)] = version
+                self.cache.record(key[0], key[1], outcome.applied_states, outcome.pruned_keys)
+                for state in outcome.applied_states:
+                    meta = state["metadata"]
+                    self.child_versions[(key[0], state["kind"], meta["name"])] = meta["resourceVersion"]
                 if outcome.retry_after is not None:
                     asyncio.get_running_loop().call_later(outcome.retry_after, self.enqueue, key)
                 if outcome.applied or outcome.pruned or outcome.status_written:
@@ -180,6 +185,11 @@ class Controller:
 
     async def run(self) -> None:
         await self.connected.wait()
+        assert self.client is not None
+        # Before any reconcile: every existing child in the cache, so nothing is taken for missing.
+        config = await self._config(self.client)
+        namespaces = None if self.settings.all_namespaces else self.settings.namespaces
+        await self.cache.prime(self.client, namespaces, child_kinds(config))
         tasks = [asyncio.create_task(self._work()) for _ in range(self.settings.workers)]
         tasks.append(asyncio.create_task(self._resync()))
         try:

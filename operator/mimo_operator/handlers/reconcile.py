@@ -16,6 +16,7 @@ from typing import Any
 
 from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
 from mimo_operator.api import constants as c
+from mimo_operator.kube.cache import ChildCache
 from mimo_operator.kube.children import (
     ChildRejected,
     Owner,
@@ -43,7 +44,8 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     written: dict[str, Any] | None = None  # the MimoDeployment after this reconcile's status write
-    child_versions: dict[tuple[str, str], str] = field(default_factory=dict)  # applied (kind, name) -> rv
+    applied_states: list[dict[str, Any]] = field(default_factory=list)  # children as applied
+    pruned_keys: list[tuple[str, str, str]] = field(default_factory=list)
     retry_after: float | None = None  # look again this soon even without an event
     events: list[str] = field(default_factory=list)
 
@@ -154,7 +156,11 @@ async def _missing_claims(client: KubeClient, md: MimoDeployment) -> list[tuple[
 
 
 async def reconcile(
-    client: KubeClient, body: dict[str, Any], config: RenderConfig, field_manager: str
+    client: KubeClient,
+    body: dict[str, Any],
+    config: RenderConfig,
+    field_manager: str,
+    cache: ChildCache | None = None,
 ) -> Outcome:
     old = _status_of(body)
     try:
@@ -167,7 +173,11 @@ async def reconcile(
 
     desired = render_children(md, result, config)
     owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
-    live = await observe_children(client, owner, child_kinds(config))
+    kinds = child_kinds(config)
+    if cache is None:
+        live = await observe_children(client, owner, kinds)
+    else:
+        live = await cache.children(client, owner.namespace, owner.name, kinds)
     conflicts = await find_conflicts(client, owner, desired, live)
     if conflicts:
         message = (
@@ -206,7 +216,8 @@ async def reconcile(
         phase=new.phase,
         applied=sync.applied,
         pruned=sync.pruned,
-        child_versions=sync.versions,
+        applied_states=sync.states,
+        pruned_keys=sync.pruned_keys,
         gpus_planned=result.gpus_per_replica * (new.replicas or 0),
         gpus_ready=result.gpus_per_replica * (new.ready_replicas or 0),
         scaling_limited=any(x.type == "ScalingLimited" and x.status == "True" for x in new.conditions),

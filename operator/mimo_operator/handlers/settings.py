@@ -19,8 +19,9 @@ class OperatorSettings(BaseSettings):
     """vLLM image for deployments that do not name one."""
     field_manager: str = "mimo-operator"
     """Server-side apply field manager; the one name under which the operator owns child fields."""
-    resync_seconds: float = Field(default=300.0, gt=0)
-    """Every deployment is reconciled at least this often, even when no event arrives."""
+    resync_seconds: float = Field(default=3600.0, gt=0)
+    """Every deployment is reconciled at least this often, even when no event arrives. A safety
+    net only: watch events repair drift within seconds (controller-runtime's default is 10 h)."""
     workers: int = Field(default=8, ge=1, le=256)
     """Deployments reconciled concurrently."""
     namespaces: list[str] = []
@@ -37,7 +38,7 @@ class OperatorSettings(BaseSettings):
     """Longest wait before retrying a deployment whose reconcile failed."""
     prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
     """Prometheus that KEDA ScaledObjects query (spec.autoscaling.engine: keda)."""
-    discovery_seconds: float = Field(default=60.0, gt=0)
+    discovery_seconds: float = Field(default=300.0, gt=0)
     """How long a finding that an optional API (KEDA, PodMonitor) is or is not served is reused."""
 
     @classmethod

@@ -26,7 +26,8 @@ class SyncResult:
     pruned: list[str] = field(default_factory=list)
     statefulsets: list[dict[str, Any]] = field(default_factory=list)
     autoscaler: dict[str, Any] | None = None  # the HorizontalPodAutoscaler as the server has it
-    versions: dict[tuple[str, str], str] = field(default_factory=dict)  # applied (kind, name) -> rv
+    states: list[dict[str, Any]] = field(default_factory=list)  # objects as the server returned them
+    pruned_keys: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class ChildRejected(Exception):
@@ -125,6 +126,7 @@ async def sync_children(
         if key not in wanted and _owned_by(obj, owner):
             await client.delete(kind_of(obj).item(owner.namespace, key[2]), uid=obj["metadata"].get("uid"))
             result.pruned.append(_describe(obj))
+            result.pruned_keys.append(key)
     return result
 
 
