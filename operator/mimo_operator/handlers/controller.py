@@ -126,7 +126,7 @@ class Controller:
             try:
                 config = await self._config(self.client)
                 outcome = await reconcile(
-                    self.client, copy.deepcopy(body), config, self.settings.field_manager
+                    self.client, copy.deepcopy(body), config, self.settings.field_manager, self.cache
                 )
             except asyncio.CancelledError:
                 raise
