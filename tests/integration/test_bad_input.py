@@ -28,6 +28,7 @@ from mimo_operator.sandbox.cluster import Sandbox
 from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
 from tests.integration.conftest import get_json
 from tests.integration.operator_process import OperatorProcess
+from tests.integration.test_crd_validation import set_path, valid
 
 pytestmark = pytest.mark.sandbox
 
@@ -67,23 +68,6 @@ def operator(
         yield process
     finally:
         process.kill()
-
-
-def valid(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "serving.mimo.dev/v1alpha1",
-        "kind": "MimoDeployment",
-        "metadata": {"name": name},
-        "spec": {"precision": "fp8", "gpu": {"type": "H100-80GB"}},
-    }
-
-
-def set_path(body: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = body
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
 
 
 def change(*pairs: tuple[str, Any]) -> Callable[[dict[str, Any]], None]:

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from urllib3.exceptions import ProtocolError
 
 from mimo_operator.sandbox.build import BuildError
 from mimo_operator.sandbox.cluster import NotYet, Sandbox, SandboxError
-from mimo_operator.sandbox.pytest_plugin import wait_for
+from mimo_operator.sandbox.pytest_plugin import admin_api_client, wait_for
 from tests.integration.conftest import CRD
 from tests.integration.operator_process import OperatorProcess
 
@@ -62,15 +62,7 @@ def fault_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]
 
 @pytest.fixture(scope="module")
 def api(fault_sandbox: Sandbox) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=str(fault_sandbox.kubeconfig), client_configuration=configuration
-    )
-    api_client = client.ApiClient(configuration)
-    try:
-        yield api_client
-    finally:
-        api_client.close()  # type: ignore[no-untyped-call]
+    yield from admin_api_client(fault_sandbox)
 
 
 @pytest.fixture

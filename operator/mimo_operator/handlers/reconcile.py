@@ -171,7 +171,8 @@ async def reconcile(
     if isinstance(result, PlanError):
         return await _fail(client, body, old, result.reason, result.message)
 
-    desired = render_children(md, result, config)
+    digest = plan_hash(md, result, config)
+    desired = render_children(md, result, config, digest)
     owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
     kinds = child_kinds(config)
     if cache is None:
@@ -198,7 +199,7 @@ async def reconcile(
         compute_status,
         md,
         result,
-        plan_hash(md, result, config),
+        digest,
         sync.statefulsets,
         expected,
         utcnow(),

@@ -39,9 +39,13 @@ def plan_hash(md: MimoDeployment, plan: Plan, config: RenderConfig) -> str:
     return digest[:10]
 
 
-def render_children(md: MimoDeployment, plan: Plan, config: RenderConfig) -> list[dict[str, Any]]:
+def render_children(
+    md: MimoDeployment, plan: Plan, config: RenderConfig, digest: str | None = None
+) -> list[dict[str, Any]]:
+    """`digest` is `plan_hash(md, plan, config)` when the caller already has it (it renders the
+    StatefulSets once more, so a reconcile computes it once and passes it in)."""
     replicas = md.spec.effective_replicas()
-    digest = plan_hash(md, plan, config)
+    digest = digest or plan_hash(md, plan, config)
     children: list[dict[str, Any] | None] = [
         render_api_service(md, plan),
         render_pods_service(md),

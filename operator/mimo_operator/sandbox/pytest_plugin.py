@@ -26,7 +26,7 @@ from kubernetes import client, config
 from mimo_operator.sandbox.build import BuildError
 from mimo_operator.sandbox.cluster import NotYet, Sandbox, SandboxError, default_state_dir, wait_until
 
-__all__ = ["NotYet", "api_client", "namespace", "sandbox", "wait_for"]
+__all__ = ["NotYet", "admin_api_client", "api_client", "namespace", "sandbox", "wait_for"]
 
 T = TypeVar("T")
 
@@ -66,9 +66,8 @@ def sandbox() -> Iterator[Sandbox]:
         sb.stop()
 
 
-@pytest.fixture(scope="session")
-def api_client(sandbox: Sandbox) -> Iterator[Any]:
-    """A `kubernetes.client.ApiClient` logged in as the sandbox admin (system:masters)."""
+def admin_api_client(sandbox: Sandbox) -> Iterator[Any]:
+    """A `kubernetes.client.ApiClient` logged in as the sandbox admin (system:masters), closed after."""
     configuration = client.Configuration()
     config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=str(sandbox.kubeconfig), client_configuration=configuration
@@ -78,6 +77,12 @@ def api_client(sandbox: Sandbox) -> Iterator[Any]:
         yield api
     finally:
         api.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="session")
+def api_client(sandbox: Sandbox) -> Iterator[Any]:
+    """A `kubernetes.client.ApiClient` logged in as the sandbox admin (system:masters)."""
+    yield from admin_api_client(sandbox)
 
 
 def _namespace_name(test_name: str) -> str:
