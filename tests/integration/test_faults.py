@@ -9,10 +9,14 @@ shared one. Every wait is bounded; none asserts how fast anything happened.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from mimo_operator.sandbox.build import BuildError
 from mimo_operator.sandbox.cluster import NotYet, Sandbox, SandboxError
 from mimo_operator.sandbox.pytest_plugin import admin_api_client, wait_for
 from tests.integration.conftest import CRD
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import OperatorProcess, free_port, launch, stop, wait_healthy
 
 pytestmark = pytest.mark.sandbox
 
@@ -424,3 +428,225 @@ def test_child_name_taken_by_a_stranger_is_neither_adopted_nor_overwritten(
     # Nothing else was created either: no half-deployed StatefulSet next to a stranger's Service.
     assert [o["metadata"]["name"] for o in children(sb, ns)] == ["mimo-taken"]
     assert operator.requests(("apply",)) == applies_before
+
+
+# ---- watch gaps, edited labels, removed fields, refusals, rotated credentials (issue 12) -------------
+
+
+def _pause(operator: OperatorProcess) -> None:
+    assert operator.proc is not None
+    os.killpg(operator.proc.pid, signal.SIGSTOP)
+
+
+def _resume(operator: OperatorProcess) -> None:
+    assert operator.proc is not None
+    os.killpg(operator.proc.pid, signal.SIGCONT)
+
+
+def _watch_gap(sb: Sandbox) -> None:
+    """Make every watch that was open come back to a resourceVersion the server no longer has: the
+    API server restarts (its watch cache starts afresh) and etcd's history is compacted, so resuming
+    answers 410 Gone and clients must list again."""
+    sb.restart_component("kube-apiserver")
+    etcd = sb._components["etcd"].health_url.rsplit("/", 1)[0]
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{etcd}/v3/kv/range", data=b'{"key": "AA=="}', method="POST"), timeout=10
+    ) as response:
+        revision = int(json.loads(response.read())["header"]["revision"])
+    compact = json.dumps({"revision": str(revision), "physical": True}).encode()
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{etcd}/v3/kv/compaction", data=compact, method="POST"), timeout=30
+    ):
+        pass
+
+
+def _exists(sb: Sandbox, ns: str, *what: str) -> bool:
+    return sb.kubectl("-n", ns, "get", *what, check=False).returncode == 0
+
+
+def test_a_child_deleted_during_a_watch_gap_is_recreated(
+    fault_sandbox: Sandbox, ns: str, operator: OperatorProcess
+) -> None:
+    sb = fault_sandbox
+    apply(sb, ns, mimo("mimo-gap"))
+    wait_ready(sb, ns, "mimo-gap")
+    _pause(operator)
+    try:
+        sb.kubectl("-n", ns, "delete", "service", "mimo-gap-pods")
+        _watch_gap(sb)
+    finally:
+        _resume(operator)
+    wait_for(
+        lambda: _exists(sb, ns, "service", "mimo-gap-pods"),
+        timeout=90,
+        description="the Service deleted during the watch gap recreated",
+    )
+    assert operator.proc is not None and operator.proc.poll() is None, operator.log_tail()
+
+
+def test_a_deployment_deleted_during_a_watch_gap_is_forgotten_not_resurrected(
+    fault_sandbox: Sandbox, ns: str, operator: OperatorProcess
+) -> None:
+    sb = fault_sandbox
+    apply(sb, ns, mimo("mimo-ghost"))
+    wait_ready(sb, ns, "mimo-ghost")
+    _pause(operator)
+    try:
+        sb.kubectl("-n", ns, "delete", "mimo", "mimo-ghost", "--wait=true")
+        wait_for(
+            lambda: not children(sb, ns),
+            timeout=60,
+            description="children of the deleted deployment garbage-collected",
+        )
+        _watch_gap(sb)
+    finally:
+        _resume(operator)
+    applies_before = operator.requests(("apply",))
+    # The sync point: the operator says it forgot the deployment (or saw its DELETED event).
+    wait_for(
+        lambda: operator.metrics().get('mimo_operator_deployments{phase="Ready"}', 1.0) == 0.0,
+        timeout=90,
+        description="the deleted deployment no longer counted as Ready",
+    )
+    assert operator.requests(("apply",)) == applies_before
+    assert children(sb, ns) == []
+
+
+def test_a_child_whose_labels_were_edited_away_is_repaired(
+    fault_sandbox: Sandbox, ns: str, operator: OperatorProcess
+) -> None:
+    sb = fault_sandbox
+    apply(sb, ns, mimo("mimo-label"))
+    wait_ready(sb, ns, "mimo-label")
+    sb.kubectl("-n", ns, "label", "service", "mimo-label-pods", "app.kubernetes.io/managed-by-")
+
+    def relabelled() -> Any:
+        labels = get_json(sb, "-n", ns, "get", "service", "mimo-label-pods")["metadata"].get("labels", {})
+        return labels if labels.get("app.kubernetes.io/managed-by") == "mimo-operator" else NotYet(labels)
+
+    wait_for(relabelled, timeout=60, description="the managed-by label put back")
+
+
+def test_a_field_the_operator_no_longer_renders_is_removed(
+    fault_sandbox: Sandbox, ns: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """As after an upgrade of the operator: a field the previous version applied is not in the new
+    rendering; only an apply without it removes it (the plan-hash label does not cover Services)."""
+    sb = fault_sandbox
+    manifest = tmp_path / "mimo.yaml"
+    manifest.write_text(yaml.safe_dump(mimo("mimo-removal")))
+    apply(sb, ns, mimo("mimo-removal"))
+    wait_ready(sb, ns, "mimo-removal")
+    live = get_json(sb, "-n", ns, "get", "mimo", "mimo-removal")
+    rendered = subprocess.run(
+        [sys.executable, "-m", "mimo_operator.cli", "render", "-n", ns, "-f", str(manifest)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    service = next(
+        o for o in yaml.safe_load_all(rendered) if o and o["metadata"]["name"] == "mimo-removal-pods"
+    )
+    for ref in service["metadata"]["ownerReferences"]:
+        ref["uid"] = live["metadata"]["uid"]
+    service["metadata"].setdefault("annotations", {})["old-version.mimo.dev/setting"] = "gone-in-this-version"
+    sb.kubectl(
+        "-n", ns, "apply", "--server-side", "--force-conflicts", "--field-manager=mimo-operator",
+        "-f", "-", input=json.dumps(service),
+    )  # fmt: skip
+
+    def removed() -> Any:
+        meta = get_json(sb, "-n", ns, "get", "service", "mimo-removal-pods")["metadata"]
+        annotations = meta.get("annotations", {})
+        return meta if "old-version.mimo.dev/setting" not in annotations else NotYet(annotations)
+
+    wait_for(removed, timeout=60, description="the field the operator no longer renders removed")
+
+
+def test_a_quota_that_forbids_statefulsets_ends_in_a_condition_and_one_event(
+    fault_sandbox: Sandbox, ns: str, operator: OperatorProcess
+) -> None:
+    sb = fault_sandbox
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-statefulsets"},
+        "spec": {"hard": {"count/statefulsets.apps": "0"}},
+    }
+    apply(sb, ns, quota)
+    wait_for(
+        lambda: (
+            "count/statefulsets.apps"
+            in (get_json(sb, "-n", ns, "get", "resourcequota", "no-statefulsets").get("status") or {}).get(
+                "hard", {}
+            )
+        ),
+        timeout=30,
+        description="the quota observed by the quota controller",
+    )
+    apply(sb, ns, mimo("mimo-quota"))
+
+    def refused() -> Any:
+        status = get_json(sb, "-n", ns, "get", "mimo", "mimo-quota").get("status", {})
+        return status if status.get("phase") == "Failed" else NotYet(status)
+
+    status = wait_for(refused, timeout=60, description="mimo-quota refused by the quota")
+    planned = next(c for c in status["conditions"] if c["type"] == "Planned")
+    assert planned["reason"] == "QuotaExceeded", planned
+    assert "no-statefulsets" in planned["message"] and "count/statefulsets.apps=0" in planned["message"]
+    assert not children(sb, ns) or all(o["kind"] != "StatefulSet" for o in children(sb, ns))
+
+    # Retried on a schedule (not hot), without repeating the event; lifting the quota recovers.
+    sb.kubectl("-n", ns, "delete", "resourcequota", "no-statefulsets")
+    wait_ready(sb, ns, "mimo-quota", timeout=120)
+    events = get_json(sb, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=mimo-quota")
+    warnings = [e for e in events["items"] if e["type"] == "Warning"]
+    assert [e["reason"] for e in warnings] == ["QuotaExceeded"], warnings
+    assert "no-statefulsets" in warnings[0]["message"]
+
+
+def _token_kubeconfig(sb: Sandbox, path: Path, token: str) -> None:
+    config = yaml.safe_load(sb.kubeconfig.read_text())
+    config["users"] = [{"name": "rotating", "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = "rotating"
+    partial = path.with_suffix(".tmp")
+    partial.write_text(yaml.safe_dump(config))
+    partial.replace(path)  # atomically, as the kubelet swaps a projected token
+
+
+def _bound_token(sb: Sandbox, ns: str, secret: str) -> str:
+    sb.kubectl("-n", ns, "create", "secret", "generic", secret)
+    return sb.kubectl(
+        "-n", ns, "create", "token", "rotating", "--bound-object-kind=Secret", f"--bound-object-name={secret}"
+    ).stdout.strip()
+
+
+def test_a_rotated_token_is_followed_while_the_old_one_stops_working(
+    fault_sandbox: Sandbox, ns: str, tmp_path: Path
+) -> None:
+    sb = fault_sandbox
+    sb.kubectl("-n", ns, "create", "serviceaccount", "rotating")
+    sb.kubectl(
+        "create", "clusterrolebinding", f"rotating-{ns}", "--clusterrole=cluster-admin",
+        f"--serviceaccount={ns}:rotating",
+    )  # fmt: skip
+    kubeconfig = tmp_path / "kubeconfig"
+    _token_kubeconfig(sb, kubeconfig, _bound_token(sb, ns, "token-1"))
+    env = sb.env()
+    env["KUBECONFIG"] = str(kubeconfig)
+    liveness, metrics = free_port(), free_port()
+    log = tmp_path / "operator.log"
+    argv = ["run", "-n", ns, "--metrics-port", str(metrics), "--liveness-port", str(liveness)]
+    proc = launch(argv, env, log)
+    try:
+        wait_healthy(proc, liveness, lambda: log.read_text(errors="replace"))
+        apply(sb, ns, mimo("mimo-rotate"))
+        wait_ready(sb, ns, "mimo-rotate")
+
+        _token_kubeconfig(sb, kubeconfig, _bound_token(sb, ns, "token-2"))
+        sb.kubectl("-n", ns, "delete", "secret", "token-1")  # the first token is no longer accepted
+        sb.kubectl("-n", ns, "scale", "mimo", "mimo-rotate", "--replicas=2")
+        wait_ready(sb, ns, "mimo-rotate", "2/2", timeout=120)
+        assert proc.poll() is None
+    finally:
+        stop(proc)
+        sb.kubectl("delete", "clusterrolebinding", f"rotating-{ns}", check=False)

@@ -1,10 +1,15 @@
-"""The running operator: kopf watches MimoDeployments and their children and feeds a work queue;
-workers run `reconcile` for one deployment at a time each.
+"""The running operator: kopf watches MimoDeployments, the operator's own watches follow their
+children, and both feed a work queue; workers run `reconcile` for one deployment at a time each.
 
-kopf is used for what it is best at (watch streams, login, liveness) through `on.event` handlers,
-which store nothing on the resource. The queue de-duplicates keys, never runs one deployment twice
-at once, re-runs it if an event arrived meanwhile, backs off exponentially on failure (no hot
-loops), and re-enqueues everything every resync period.
+kopf is used for what it is best at (the MimoDeployment watch, login, liveness) through async
+`on.event` handlers that store nothing on the resource and run on the event loop that owns the queue.
+Children are watched by kube/watch.py with server-side label selectors, and every LIST replaces what the
+child cache held, so a child deleted during a watch gap is noticed. A kopf re-list of MimoDeployments
+(type None events) is checked against what is held by one LIST of our own, so a deployment deleted
+during a gap is forgotten rather than reconciled from its last body. The queue de-duplicates keys,
+never runs one deployment twice at once, re-runs it if an event arrived meanwhile, backs off
+exponentially (capped) on failure, and re-enqueues everything every resync period. No exception of one
+deployment stops a worker.
 """
 
 from __future__ import annotations
@@ -23,25 +28,28 @@ import kopf
 
 from mimo_operator.api import constants as c
 from mimo_operator.handlers.metrics import OperatorMetrics
-from mimo_operator.handlers.reconcile import Outcome, reconcile
+from mimo_operator.handlers.reconcile import Outcome, StaleObject, reconcile
 from mimo_operator.handlers.settings import OperatorSettings
-from mimo_operator.kube.cache import ChildCache
+from mimo_operator.kube.cache import ChildCache, older
 from mimo_operator.kube.children import api_serves
-from mimo_operator.kube.client import KubeClient
+from mimo_operator.kube.client import ApiError, KubeClient
+from mimo_operator.kube.resources import KINDS, MIMO, Kind
+from mimo_operator.kube.watch import watch_kind
 from mimo_operator.render import RenderConfig, child_kinds
 
 logger = logging.getLogger("mimo_operator")
 Key = tuple[str, str]
+# The exponent of the retry delay stops growing here (2**16 s is far beyond any max_backoff_seconds):
+# an unbounded 2.0 ** failures overflows after ~1,024 failures of one key.
+MAX_BACKOFF_EXPONENT = 16
+# kopf yields a re-list's objects one by one with no end marker: check them against what is held once
+# this long has passed without another listed object.
+RELIST_SETTLE_SECONDS = 2.0
+CHILD_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
 
-# Children whose changes (including deletion) must bring the owner back to its rendered state.
-WATCHED_CHILDREN: tuple[tuple[str, str, str], ...] = (
-    ("apps", "v1", "statefulsets"),
-    ("", "v1", "services"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("keda.sh", "v1alpha1", "scaledobjects"),
-    ("monitoring.coreos.com", "v1", "podmonitors"),
-)
+
+def backoff_seconds(failures: int, ceiling: float) -> float:
+    return float(min(2.0 ** min(failures, MAX_BACKOFF_EXPONENT), ceiling))
 
 
 class Controller:
@@ -51,6 +59,7 @@ class Controller:
         on_outcome: Callable[[Key, Outcome | None, float], None] | None = None,
         on_request: Callable[[str, str, int], None] | None = None,
         on_forget: Callable[[Key], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.render_config()
@@ -59,21 +68,30 @@ class Controller:
         self.queued: set[Key] = set()
         self.active: set[Key] = set()
         self.again: set[Key] = set()
-        self.failures: dict[Key, int] = {}
+        self.failures: dict[str, int] = {}  # by UID: a deployment recreated under the same name starts afresh
         self.client: KubeClient | None = None
         self.connected = asyncio.Event()
         self.last_success = time.monotonic()
         self._on_outcome = on_outcome
         self._on_request = on_request
         self._on_forget = on_forget
+        self._on_error = on_error
         self._capabilities = (False, False)
         self.child_versions: dict[tuple[str, str, str], str] = {}
         self.cache = ChildCache()
         self._discovered_at = -math.inf
+        self._relist_audit: asyncio.TimerHandle | None = None
+        self._after_audit: set[Key] = set()  # owners of vanished children, reconciled after the audit
+        self._reported: set[tuple[str, str]] = set()  # (uid, error) logged with a traceback already
+        self._watches: dict[tuple[str, str, str | None], asyncio.Task[None]] = {}
 
-    def connect(self, info: Any) -> None:
+    def connect(self, info: Any, relogin: Callable[[], Any] | None = None) -> None:
+        """Credentials from a kopf login: the first builds the client, later ones (kopf logs in again
+        after a 401 of its own) replace the credentials it sends."""
         if self.client is None:
-            self.client = KubeClient.from_connection_info(info, self._on_request)
+            self.client = KubeClient.from_connection_info(info, self._on_request, relogin)
+        else:
+            self.client.use_credentials(info)
         self.connected.set()
 
     # -- the queue -------------------------------------------------------------------------------
@@ -85,19 +103,29 @@ class Controller:
             self.queued.add(key)
             self.queue.put_nowait(key)
 
+    def forget(self, key: Key) -> None:
+        body = self.bodies.pop(key, None)
+        if body is not None:
+            self.failures.pop(_uid(body), None)
+        if self._on_forget:
+            self._on_forget(key)
+
     def observe(self, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if event_type == "DELETED":
-            self.bodies.pop(key, None)
-            self.failures.pop(key, None)
-            if self._on_forget:
-                self._on_forget(key)
+            if _uid(self.bodies.get(key, body)) == _uid(body):
+                self.forget(key)
             return
+        if event_type is None:
+            self._schedule_relist_audit()
         known = self.bodies.get(key)
+        if known is not None and _uid(known) == _uid(body):
+            if older(body, known):
+                return  # an event that was on its way while this operator's own write returned
+            if _version(known) == _version(body):
+                return  # a re-list after a watch restart, or the echo of this operator's status write
         self.bodies[key] = body
-        if known is not None and _version(known) == _version(body):
-            return  # a re-list after a watch restart, or the echo of this operator's status write
         self.enqueue(key)
 
     def observe_child(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -110,60 +138,178 @@ class Controller:
             return  # unchanged since it was last seen or applied
         else:
             self.child_versions[child] = meta.get("resourceVersion", "")
-        for ref in meta.get("ownerReferences") or []:
-            if ref.get("kind") == c.KIND and ref.get("controller"):
-                self.enqueue((meta.get("namespace", ""), ref["name"]))
+        self._enqueue_owner(body)
+
+    def observe_child_list(self, kind: Kind, namespace: str | None, items: list[dict[str, Any]]) -> None:
+        """A watch (re)started with a LIST. Children that vanished meanwhile bring their owner back,
+        but only after the owners themselves were checked: a gap that hid a child's deletion may also
+        have hidden its owner's, and children recreated for a deleted owner would be collected again."""
+        vanished = self.cache.replace(kind.api_version, kind.kind, namespace, items)
+        for gone in vanished:
+            meta = gone.get("metadata", {})
+            self.child_versions.pop((meta.get("namespace", ""), kind.kind, meta.get("name", "")), None)
+            self._after_audit.update(self._owners(gone))
+        if vanished:
+            self._schedule_relist_audit()
+        for item in items:
+            meta = item.get("metadata", {})
+            child = (meta.get("namespace", ""), kind.kind, meta.get("name", ""))
+            if self.child_versions.get(child) != meta.get("resourceVersion"):
+                self.child_versions[child] = meta.get("resourceVersion", "")
+                self._enqueue_owner(item)
+
+    def _enqueue_owner(self, child: dict[str, Any]) -> None:
+        for key in self._owners(child):
+            if key in self.bodies:
+                self.enqueue(key)
+
+    @staticmethod
+    def _owners(child: dict[str, Any]) -> list[Key]:
+        meta = child.get("metadata", {})
+        return [
+            (meta.get("namespace", ""), ref["name"])
+            for ref in meta.get("ownerReferences") or []
+            if ref.get("kind") == c.KIND and ref.get("controller")
+        ]
+
+    # -- re-lists of MimoDeployments ------------------------------------------------------------
+
+    def _schedule_relist_audit(self) -> None:
+        if self._relist_audit is not None:
+            self._relist_audit.cancel()
+        loop = asyncio.get_running_loop()
+        self._relist_audit = loop.call_later(
+            RELIST_SETTLE_SECONDS, lambda: loop.create_task(self.audit_deployments())
+        )
+
+    async def audit_deployments(self) -> None:
+        """One LIST of MimoDeployments against what is held: forget what no longer exists (or exists
+        under a new UID, which the LIST then provides)."""
+        if self.client is None:
+            return
+        scopes = self._scopes()
+        try:
+            listed: dict[Key, dict[str, Any]] = {}
+            for namespace in scopes:
+                for item in await self.client.list(MIMO.collection(namespace)):
+                    meta = item.get("metadata", {})
+                    listed[(meta.get("namespace", ""), meta.get("name", ""))] = item
+        except ApiError as exc:
+            logger.warning("checking MimoDeployments after a re-list failed (again soon): %s", exc)
+            self._schedule_relist_audit()
+            return
+        for key, body in list(self.bodies.items()):
+            found = listed.get(key)
+            if found is None:
+                logger.info("%s/%s was deleted while the watch was away; forgetting it", *key)
+                self.forget(key)
+            elif _uid(found) != _uid(body):
+                found.setdefault("apiVersion", c.API_VERSION)
+                found.setdefault("kind", c.KIND)
+                self.observe("ADDED", found)
+        waiting, self._after_audit = self._after_audit, set()
+        for key in waiting:
+            if key in self.bodies:
+                self.enqueue(key)
+
+    def _scopes(self) -> list[str | None]:
+        """Namespaces to list and watch in; None is every namespace."""
+        return [None] if self.settings.all_namespaces else list(self.settings.namespaces)
+
+    # -- workers ---------------------------------------------------------------------------------
 
     async def _work(self) -> None:
         while True:
             key = await self.queue.get()
             self.queued.discard(key)
-            body = self.bodies.get(key)
-            if body is None or self.client is None:
-                continue
             self.active.add(key)
-            started = time.monotonic()
             try:
-                config = await self._config(self.client)
-                outcome = await reconcile(
-                    self.client, copy.deepcopy(body), config, self.settings.field_manager, self.cache
-                )
+                await self._reconcile_one(key)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                failures = self.failures.get(key, 0) + 1
-                self.failures[key] = failures
-                delay = min(2.0**failures, self.settings.max_backoff_seconds)
-                logger.warning("reconcile of %s/%s failed (retry in %.0fs): %s", *key, delay, exc)
-                asyncio.get_running_loop().call_later(delay, self.enqueue, key)
-                if self._on_outcome:
-                    self._on_outcome(key, None, time.monotonic() - started)
-            else:
-                self.failures.pop(key, None)
-                self.last_success = time.monotonic()
-                if outcome.written is not None and key in self.bodies:
-                    self.bodies[key] = outcome.written
-                self.cache.record(key[0], key[1], outcome.applied_states, outcome.pruned_keys)
-                for state in outcome.applied_states:
-                    meta = state["metadata"]
-                    self.child_versions[(key[0], state["kind"], meta["name"])] = meta["resourceVersion"]
-                if outcome.retry_after is not None:
-                    asyncio.get_running_loop().call_later(outcome.retry_after, self.enqueue, key)
-                if outcome.applied or outcome.pruned or outcome.status_written:
-                    logger.info(
-                        "reconciled %s/%s: phase %s, applied %s, pruned %s",
-                        *key,
-                        outcome.phase,
-                        outcome.applied or "-",
-                        outcome.pruned or "-",
-                    )
-                if self._on_outcome:
-                    self._on_outcome(key, outcome, time.monotonic() - started)
+            except Exception:  # a bug in the bookkeeping below must not take the worker with it
+                logger.exception("internal error while handling %s/%s", *key)
+                if self._on_error:
+                    self._on_error("internal")
             finally:
                 self.active.discard(key)
                 if key in self.again:
                     self.again.discard(key)
                     self.enqueue(key)
+
+    async def _reconcile_one(self, key: Key) -> None:
+        body = self.bodies.get(key)
+        if body is None or self.client is None:
+            return
+        started = time.monotonic()
+        try:
+            config = await self._config(self.client)
+            outcome = await reconcile(
+                self.client, copy.deepcopy(body), config, self.settings.field_manager, self.cache
+            )
+        except asyncio.CancelledError:
+            raise
+        except StaleObject as stale:
+            await self._refresh(key, stale)
+            return
+        except Exception as exc:
+            self._failed(key, body, exc, time.monotonic() - started)
+            return
+        self.failures.pop(_uid(body), None)
+        self.last_success = time.monotonic()
+        if outcome.written is not None and key in self.bodies:
+            self.bodies[key] = outcome.written
+        self.cache.record(key[0], key[1], outcome.applied_states, outcome.pruned_keys)
+        for state in outcome.applied_states:
+            meta = state["metadata"]
+            self.child_versions[(key[0], state["kind"], meta["name"])] = meta["resourceVersion"]
+        if outcome.retry_after is not None:
+            asyncio.get_running_loop().call_later(outcome.retry_after, self.enqueue, key)
+        if outcome.applied or outcome.pruned or outcome.status_written:
+            logger.info(
+                "reconciled %s/%s: phase %s, applied %s, pruned %s",
+                *key,
+                outcome.phase,
+                outcome.applied or "-",
+                outcome.pruned or "-",
+            )
+        if self._on_outcome:
+            self._on_outcome(key, outcome, time.monotonic() - started)
+
+    async def _refresh(self, key: Key, stale: StaleObject) -> None:
+        """The status write found a newer object (or none): read it and go again."""
+        assert self.client is not None
+        fresh = None if stale.gone else await self.client.get(MIMO.item(*key))
+        if fresh is None:
+            self.forget(key)
+            return
+        fresh.setdefault("apiVersion", c.API_VERSION)
+        fresh.setdefault("kind", c.KIND)
+        self.bodies[key] = fresh
+        self.enqueue(key)
+
+    def _failed(self, key: Key, body: dict[str, Any], exc: Exception, seconds: float) -> None:
+        uid = _uid(body)
+        failures = self.failures.get(uid, 0) + 1
+        self.failures[uid] = failures
+        delay = backoff_seconds(failures, self.settings.max_backoff_seconds)
+        if isinstance(exc, ApiError):
+            kind = "api"
+            logger.warning("reconcile of %s/%s failed (retry in %.0fs): %s", *key, delay, exc)
+        else:
+            # A programming error: its traceback once per deployment and error, then one line a retry.
+            kind = "internal"
+            signature = (uid, f"{type(exc).__name__}: {exc}")
+            if signature in self._reported:
+                logger.error("reconcile of %s/%s failed again (retry in %.0fs): %r", *key, delay, exc)
+            else:
+                self._reported.add(signature)
+                logger.exception("reconcile of %s/%s raised (retry in %.0fs)", *key, delay)
+        if self._on_error:
+            self._on_error(kind)
+        asyncio.get_running_loop().call_later(delay, self.enqueue, key)
+        if self._on_outcome:
+            self._on_outcome(key, None, seconds)
 
     async def _config(self, client: KubeClient) -> RenderConfig:
         """Render settings plus which optional APIs the cluster serves, rediscovered periodically."""
@@ -174,28 +320,55 @@ class Controller:
                 await api_serves(client, "monitoring.coreos.com/v1", "podmonitors"),
             )
             self._discovered_at = now
+            self._watch_children(client)
         keda, pod_monitor = self._capabilities
         return dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
+
+    def _watch_children(self, client: KubeClient) -> list[asyncio.Event]:
+        """A watch per child kind the cluster serves and namespace; the events of first LISTs."""
+        keda, pod_monitor = self._capabilities
+        config = dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
+        scopes = self._scopes()
+        listed: list[asyncio.Event] = []
+        for api_version, kind_name in child_kinds(config):
+            kind = KINDS[(api_version, kind_name)]
+            for namespace in scopes:
+                if (api_version, kind_name, namespace) in self._watches:
+                    continue
+                event = asyncio.Event()
+                self._watches[(api_version, kind_name, namespace)] = asyncio.create_task(
+                    watch_kind(
+                        client,
+                        kind,
+                        namespace,
+                        CHILD_SELECTOR,
+                        self.observe_child_list,
+                        self.observe_child,
+                        event,
+                    )
+                )
+                listed.append(event)
+        return listed
 
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
+            await self.audit_deployments()
             for key in list(self.bodies):
                 self.enqueue(key)
 
     async def run(self) -> None:
         await self.connected.wait()
         assert self.client is not None
-        # Before any reconcile: every existing child in the cache, so nothing is taken for missing.
-        config = await self._config(self.client)
-        namespaces = None if self.settings.all_namespaces else self.settings.namespaces
-        await self.cache.prime(self.client, namespaces, child_kinds(config))
+        # Before any reconcile: every child watch has listed once, so nothing is taken for missing.
+        await self._config(self.client)
+        await asyncio.gather(*(event.wait() for event in self._watch_children(self.client)))
         tasks = [asyncio.create_task(self._work()) for _ in range(self.settings.workers)]
         tasks.append(asyncio.create_task(self._resync()))
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
+            for task in [*tasks, *self._watches.values()]:
                 task.cancel()
             if self.client is not None:
                 await self.client.close()
@@ -210,6 +383,10 @@ class Controller:
 
 def _version(body: dict[str, Any]) -> str:
     return str(body.get("metadata", {}).get("resourceVersion", ""))
+
+
+def _uid(body: dict[str, Any]) -> str:
+    return str(body.get("metadata", {}).get("uid", ""))
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
@@ -229,26 +406,24 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.scanning.disabled = not controller.settings.all_namespaces
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> Any:
-        info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    async def login(**kwargs: Any) -> Any:
+        def fresh() -> Any:
+            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+        info = fresh()
         if info is not None:
-            controller.connect(info)
+            # `fresh` is how our client logs in again after a 401 (a rotated token); kopf calls this
+            # handler again after its own 401, and connect() passes the new credentials on.
+            controller.connect(info, fresh)
         return info
 
+    # Async, so it runs on the event loop that owns the queue (kopf runs plain functions in threads).
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    def on_mimo(event: kopf.RawEvent, **_: Any) -> None:
+    async def on_mimo(event: kopf.RawEvent, **_: Any) -> None:
         controller.observe(event.get("type"), cast(dict[str, Any], event["object"]))
 
-    def on_child(event: kopf.RawEvent, **_: Any) -> None:
-        controller.observe_child(event.get("type"), cast(dict[str, Any], event["object"]))
-
-    for group, version, plural in WATCHED_CHILDREN:
-        kopf.on.event(group, version, plural, labels={c.LABEL_MANAGED_BY: c.MANAGED_BY}, registry=registry)(
-            on_child
-        )
-
     @kopf.on.probe(id="reconciler", registry=registry)
-    def probe(**_: Any) -> str:
+    async def probe(**_: Any) -> str:
         if not controller.healthy():
             raise kopf.PermanentError("not connected, or every reconcile has failed for too long")
         return "ok"
@@ -263,7 +438,9 @@ async def run_operator(
 ) -> None:
     if controller is None:
         metrics = OperatorMetrics()
-        controller = Controller(settings, metrics.on_outcome, metrics.on_request, metrics.forget)
+        controller = Controller(
+            settings, metrics.on_outcome, metrics.on_request, metrics.forget, metrics.on_error
+        )
         if settings.metrics_port:
             metrics.serve(settings.metrics_port)
     registry = build_registry(controller)

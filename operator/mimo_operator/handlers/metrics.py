@@ -69,11 +69,21 @@ class OperatorMetrics:
             DEPLOYMENT_LABELS,
             registry=self.registry,
         )
+        self.reconcile_errors = Counter(
+            "mimo_operator_reconcile_errors_total",
+            "Reconciles that raised, by kind: api (the API server refused or was unreachable) or "
+            "internal (a programming error, logged with its traceback).",
+            ["kind"],
+            registry=self.registry,
+        )
         self._phases: dict[Key, str] = {}
         self._changed_at: dict[Key, float] = {}
 
     def on_request(self, verb: str, resource: str, code: int) -> None:
         self.api_requests.labels(verb, resource, str(code)).inc()
+
+    def on_error(self, kind: str) -> None:
+        self.reconcile_errors.labels(kind).inc()
 
     def on_outcome(self, key: Key, outcome: Outcome | None, seconds: float) -> None:
         if outcome is None:

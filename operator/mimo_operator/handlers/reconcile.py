@@ -2,7 +2,12 @@
 
 parse -> plan -> render -> check ownership -> server-side apply what differs -> prune -> status.
 The same function serves create, update, restart and resync. It writes nothing when the world
-already matches, and on an invalid spec or an infeasible plan it changes no child at all.
+already matches, and on an invalid spec, an infeasible plan or a child the API server refuses it
+changes no child at all and says why in a condition and one Warning event.
+
+Crash safety: events are posted before the status that records their transition (handlers/events.py
+names them so a repeat is a no-op), and the status is written with the resourceVersion it was computed
+from, so a reconcile that started from a stale copy of the object cannot overwrite a newer status.
 """
 
 from __future__ import annotations
@@ -10,12 +15,11 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
-from mimo_operator.api import constants as c
+from mimo_operator.handlers import events
 from mimo_operator.kube.cache import ChildCache
 from mimo_operator.kube.children import (
     ChildRejected,
@@ -23,19 +27,30 @@ from mimo_operator.kube.children import (
     claim_exists,
     find_conflicts,
     list_pods,
-    observe_children,
     sync_children,
 )
-from mimo_operator.kube.client import KubeClient
-from mimo_operator.kube.resources import KINDS, MIMO
-from mimo_operator.planner import PlanError
+from mimo_operator.kube.client import ApiError, KubeClient
+from mimo_operator.kube.resources import MIMO
+from mimo_operator.planner import Plan, PlanError
 from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash, render_children
 from mimo_operator.render.status import STUCK_CONTAINER_REASONS, compute_status, failed_status, pod_problems
 
 logger = logging.getLogger(__name__)
 POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated", "VolumeClaimMissing"}
-HOSTNAME = socket.gethostname()
 CONFLICT_RECHECK_SECONDS = 30.0
+PREDECESSOR_RECHECK_SECONDS = 2.0
+# A child the API server refuses for a reason someone may fix outside the spec (a quota raised, an
+# admission policy changed): looked at again this often, without an event each time.
+REFUSAL_RECHECK_SECONDS = 30.0
+
+
+class StaleObject(Exception):
+    """The MimoDeployment changed (or vanished) since the copy this reconcile started from was read:
+    its status write was refused with 409/404. Nothing is lost; reconcile again from a fresh copy."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"status write refused with {status}: the object changed since it was read")
+        self.gone = status == 404
 
 
 @dataclass
@@ -48,14 +63,13 @@ class Outcome:
     pruned_keys: list[tuple[str, str, str]] = field(default_factory=list)
     retry_after: float | None = None  # look again this soon even without an event
     events: list[str] = field(default_factory=list)
+    gpus_planned: int = 0  # GPUs the desired replicas hold
+    gpus_ready: int = 0  # GPUs of replicas that are ready
+    scaling_limited: bool = False  # the autoscaler is held at maxReplicas and wants more
 
     @property
     def status_written(self) -> bool:
         return self.written is not None
-
-    gpus_planned: int = 0  # GPUs the desired replicas hold
-    gpus_ready: int = 0  # GPUs of replicas that are ready
-    scaling_limited: bool = False  # the autoscaler is held at maxReplicas and wants more
 
 
 def utcnow() -> str:
@@ -72,8 +86,8 @@ def _status_of(body: dict[str, Any]) -> MimoDeploymentStatus:
 async def _write_status(
     client: KubeClient, body: dict[str, Any], old: MimoDeploymentStatus, new: MimoDeploymentStatus
 ) -> dict[str, Any] | None:
-    """Patch the status if it changed; the object as written, so the controller can tell the watch
-    event of its own write from a change someone else made."""
+    """Patch the status if it changed, only onto the version it was computed from; the object as
+    written, so the controller can tell the watch event of its own write from someone else's change."""
     if new == old:
         return None
     meta = body["metadata"]
@@ -81,60 +95,60 @@ async def _write_status(
     patch: dict[str, Any] = new.model_dump(by_alias=True, exclude_none=True, mode="json")
     for key in current:
         patch.setdefault(key, None)  # merge patch: null removes what the new status no longer has
-    return await client.merge_patch(f"{MIMO.item(meta['namespace'], meta['name'])}/status", {"status": patch})
+    precondition = {"resourceVersion": meta["resourceVersion"]} if meta.get("resourceVersion") else {}
+    try:
+        return await client.merge_patch(
+            f"{MIMO.item(meta['namespace'], meta['name'])}/status",
+            {"metadata": precondition, "status": patch},
+        )
+    except ApiError as exc:
+        if exc.status in (404, 409):
+            raise StaleObject(exc.status) from None
+        raise
 
 
-async def post_event(client: KubeClient, body: dict[str, Any], kind: str, reason: str, message: str) -> None:
-    meta = body["metadata"]
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {
-            "apiVersion": c.API_VERSION,
-            "kind": c.KIND,
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta.get("uid", ""),
-        },
-        "type": kind,
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": "mimo-operator"},
-        "reportingComponent": "mimo-operator",
-        "reportingInstance": HOSTNAME,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
-    await client.create(KINDS[("v1", "Event")].collection(meta["namespace"]), event)
-
-
-def _announces(old: MimoDeploymentStatus, new: MimoDeploymentStatus, type_: str) -> bool:
-    """A condition's status or reason changed: worth one event (resyncs repeat nothing)."""
-    before = next((x for x in old.conditions if x.type == type_), None)
-    after = next((x for x in new.conditions if x.type == type_), None)
-    if after is None:
-        return False
-    return before is None or (before.status, before.reason, before.message) != (
-        after.status,
-        after.reason,
-        after.message,
-    )
+async def _record(
+    client: KubeClient,
+    body: dict[str, Any],
+    old: MimoDeploymentStatus,
+    new: MimoDeploymentStatus,
+    announcements: list[events.Announcement],
+    outcome: Outcome,
+) -> Outcome:
+    """Announce, then write the status: in this order a crash between the two loses no event."""
+    for announcement in announcements:
+        await events.post(client, body, announcement)
+        outcome.events.append(announcement.reason)
+    outcome.written = await _write_status(client, body, old, new)
+    return outcome
 
 
 async def _fail(
-    client: KubeClient, body: dict[str, Any], old: MimoDeploymentStatus, reason: str, message: str
+    client: KubeClient,
+    body: dict[str, Any],
+    old: MimoDeploymentStatus,
+    reason: str,
+    message: str,
+    retry_after: float | None = None,
 ) -> Outcome:
     generation = body["metadata"].get("generation")
     new = failed_status(old, generation, reason, message, utcnow())
-    outcome = Outcome(phase="Failed")
-    outcome.written = await _write_status(client, body, old, new)
-    if _announces(old, new, "Planned"):
-        await post_event(client, body, "Warning", reason, message)
-        outcome.events.append(reason)
-    return outcome
+    outcome = Outcome(phase="Failed", retry_after=retry_after)
+    return await _record(
+        client, body, old, new, events.failure_announcements(old, new, reason, message), outcome
+    )
+
+
+def refusal(exc: ApiError, what: str) -> tuple[str, str]:
+    """(reason, message) for a write the API server refused: the server's own words, which name the
+    quota and its numbers, the admission policy, or the invalid field."""
+    if exc.status == 403:
+        reason = "QuotaExceeded" if "exceeded quota" in exc.message else "ChildForbidden"
+    elif exc.status == 409:
+        reason = "ChildConflict"
+    else:
+        reason = "ChildRejected"
+    return reason, f"the API server refuses {what}: {exc.message}"
 
 
 async def _missing_claims(client: KubeClient, md: MimoDeployment) -> list[tuple[str, str]]:
@@ -155,93 +169,92 @@ async def _missing_claims(client: KubeClient, md: MimoDeployment) -> list[tuple[
     ]
 
 
-async def reconcile(
+async def _serving_status(
     client: KubeClient,
-    body: dict[str, Any],
+    md: MimoDeployment,
+    plan: Plan,
+    digest: str,
+    statefulsets: list[dict[str, Any]],
+    expected: int,
+    autoscaler: dict[str, Any] | None,
     config: RenderConfig,
-    field_manager: str,
-    cache: ChildCache | None = None,
+    owner: Owner,
+) -> MimoDeploymentStatus:
+    status_of = functools.partial(
+        compute_status,
+        md,
+        plan,
+        digest,
+        statefulsets,
+        expected,
+        utcnow(),
+        autoscaler=autoscaler,
+        keda_available=config.keda_available,
+    )
+    new = status_of()
+    if new.phase == "Ready":
+        return new
+    # Only a deployment that is not serving pays for reading its pods: why are they not ready?
+    problems = await _missing_claims(client, md)
+    problems += pod_problems(await list_pods(client, owner), statefulsets)
+    return status_of(problems=problems) if problems else new
+
+
+async def reconcile(
+    client: KubeClient, body: dict[str, Any], config: RenderConfig, field_manager: str, cache: ChildCache
 ) -> Outcome:
     old = _status_of(body)
+    # Guard: a spec that cannot be parsed or planned changes no child.
     try:
         md = parse_mimo_deployment(body)
     except SpecInvalid as exc:
         return await _fail(client, body, old, "SpecInvalid", str(exc))
-    result = plan_for(md.spec)
-    if isinstance(result, PlanError):
-        return await _fail(client, body, old, result.reason, result.message)
+    plan = plan_for(md.spec)
+    if isinstance(plan, PlanError):
+        return await _fail(client, body, old, plan.reason, plan.message)
 
-    digest = plan_hash(md, result, config)
-    desired = render_children(md, result, config, digest)
+    # Compute the desired children and read what exists (from the watch-fed cache).
+    digest = plan_hash(md, plan, config)
+    desired = render_children(md, plan, config, digest)
     owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
-    kinds = child_kinds(config)
-    if cache is None:
-        live = await observe_children(client, owner, kinds)
-    else:
-        live = await cache.children(client, owner.namespace, owner.name, kinds)
+    live = await cache.children(client, owner.namespace, owner.name, child_kinds(config))
     conflicts = await find_conflicts(client, owner, desired, live)
-    if conflicts:
-        message = (
-            f"{', '.join(conflicts)} already exist and are not owned by this MimoDeployment; "
+    if conflicts.strangers:
+        taken = (
+            f"{', '.join(conflicts.strangers)} already exist and are not owned by this MimoDeployment; "
             "the operator will not adopt or overwrite them: rename or delete them"
         )
-        outcome = await _fail(client, body, old, "ChildNameTaken", message)
         # The stranger is not watched: look again, so removing it recovers without waiting for resync.
-        outcome.retry_after = CONFLICT_RECHECK_SECONDS
-        return outcome
+        return await _fail(client, body, old, "ChildNameTaken", taken, CONFLICT_RECHECK_SECONDS)
+    if conflicts.predecessors:
+        # Deleted and created again under the same name: wait for the garbage collector, quietly.
+        return Outcome(phase=None, retry_after=PREDECESSOR_RECHECK_SECONDS)
 
+    # Apply what differs, prune what is no longer wanted.
     try:
         sync = await sync_children(client, owner, desired, live, field_manager)
     except ChildRejected as exc:
         return await _fail(client, body, old, "ChildRejected", str(exc))
+    except ApiError as exc:
+        if exc.status not in (400, 403, 409, 422):
+            raise
+        reason, message = refusal(exc, "a child of this MimoDeployment")
+        return await _fail(client, body, old, reason, message, REFUSAL_RECHECK_SECONDS)
+
+    # Status from what the server returned, announced before it is written.
     expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet")
-    status_of = functools.partial(
-        compute_status,
-        md,
-        result,
-        digest,
-        sync.statefulsets,
-        expected,
-        utcnow(),
-        autoscaler=sync.autoscaler,
-        keda_available=config.keda_available,
+    new = await _serving_status(
+        client, md, plan, digest, sync.statefulsets, expected, sync.autoscaler, config, owner
     )
-    new = status_of()
-    if new.phase != "Ready":
-        # Only a deployment that is not serving pays for reading its pods: why are they not ready?
-        problems = await _missing_claims(client, md)
-        problems += pod_problems(await list_pods(client, owner), sync.statefulsets)
-        if problems:
-            new = status_of(problems=problems)
     outcome = Outcome(
         phase=new.phase,
         applied=sync.applied,
         pruned=sync.pruned,
         applied_states=sync.states,
         pruned_keys=sync.pruned_keys,
-        gpus_planned=result.gpus_per_replica * (new.replicas or 0),
-        gpus_ready=result.gpus_per_replica * (new.ready_replicas or 0),
+        gpus_planned=plan.gpus_per_replica * (new.replicas or 0),
+        gpus_ready=plan.gpus_per_replica * (new.ready_replicas or 0),
         scaling_limited=any(x.type == "ScalingLimited" and x.status == "True" for x in new.conditions),
     )
-    outcome.written = await _write_status(client, body, old, new)
-    if _announces(old, new, "Ready") and new.phase == "Ready":
-        await post_event(client, body, "Normal", "Ready", f"{new.ready} replicas ready: {result.summary}")
-        outcome.events.append("Ready")
-    if old.phase == "Failed" and _announces(old, new, "Planned"):
-        await post_event(client, body, "Normal", "Planned", result.summary)
-        outcome.events.append("Planned")
-    ready = next((x for x in new.conditions if x.type == "Ready"), None)
-    if ready and ready.reason in POD_PROBLEM_REASONS and _announces(old, new, "Ready"):
-        await post_event(client, body, "Warning", ready.reason, ready.message)
-        outcome.events.append(ready.reason)
-    for type_, warn_when in (("Autoscaling", "False"), ("ScalingLimited", "True")):
-        cond = next((x for x in new.conditions if x.type == type_), None)
-        if (
-            cond
-            and cond.status == warn_when
-            and cond.reason != "AutoscalerPending"
-            and _announces(old, new, type_)
-        ):
-            await post_event(client, body, "Warning", cond.reason, cond.message)
-            outcome.events.append(cond.reason)
-    return outcome
+    announcements = events.serving_announcements(old, new, plan.summary, POD_PROBLEM_REASONS)
+    return await _record(client, body, old, new, announcements, outcome)

@@ -9,7 +9,7 @@ from typing import Any
 
 from mimo_operator.api import constants as c
 from mimo_operator.kube.client import ApiError, KubeClient
-from mimo_operator.kube.compare import covers
+from mimo_operator.kube.compare import up_to_date
 from mimo_operator.kube.resources import KINDS, kind_of
 
 
@@ -47,18 +47,18 @@ def _describe(obj: dict[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
-async def observe_children(
-    client: KubeClient, owner: Owner, kinds: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Children carrying this deployment's label, one list request per kind."""
-    selector = f"{c.LABEL_DEPLOYMENT}={owner.name}"
-    live: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for api_version, kind in kinds:
-        for item in await client.list(KINDS[(api_version, kind)].collection(owner.namespace), selector):
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
-            live[_key(item)] = item
-    return live
+@dataclass
+class Conflicts:
+    strangers: list[str] = field(default_factory=list)  # someone else's objects under our names
+    predecessors: list[str] = field(default_factory=list)  # left by a deleted deployment of this name
+
+
+def _predecessor(obj: dict[str, Any], owner: Owner) -> bool:
+    """Controlled by an earlier MimoDeployment of the same name: the garbage collector is removing it."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(
+        ref.get("controller") and ref.get("kind") == c.KIND and ref.get("name") == owner.name for ref in refs
+    )
 
 
 async def find_conflicts(
@@ -66,18 +66,22 @@ async def find_conflicts(
     owner: Owner,
     desired: Sequence[dict[str, Any]],
     live: dict[tuple[str, str, str], dict[str, Any]],
-) -> list[str]:
+) -> Conflicts:
     """Desired names already used by objects we do not own (checked before anything is written)."""
-    conflicts = []
+    conflicts = Conflicts()
     for obj in desired:
         found = live.get(_key(obj))
         if found is None:
-            # Not labelled as ours: look it up by name, someone may have created it by hand.
+            # Not labelled as ours (or its labels were edited away): look it up by name.
             found = await client.get(kind_of(obj).item(owner.namespace, obj["metadata"]["name"]))
             if found is not None:
                 live[_key(obj)] = found
-        if found is not None and not _owned_by(found, owner):
-            conflicts.append(_describe(obj))
+        if found is None or _owned_by(found, owner):
+            continue
+        if _predecessor(found, owner):
+            conflicts.predecessors.append(_describe(obj))
+        else:
+            conflicts.strangers.append(_describe(obj))
     return conflicts
 
 
@@ -97,7 +101,7 @@ async def sync_children(
     before anything is written, so a bad spec never leaves a half-made deployment behind."""
     result = SyncResult()
     wanted = {_key(obj) for obj in desired}
-    changed = [obj for obj in desired if not covers(live.get(_key(obj)), obj)]
+    changed = [obj for obj in desired if not up_to_date(live.get(_key(obj)), obj, field_manager)]
     changed_keys = {_key(obj) for obj in changed}
     for obj in changed:
         if obj["kind"] in VALIDATED_BY_DRY_RUN:
