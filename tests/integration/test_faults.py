@@ -443,11 +443,15 @@ def _resume(operator: OperatorProcess) -> None:
     os.killpg(operator.proc.pid, signal.SIGCONT)
 
 
-def _watch_gap(sb: Sandbox) -> None:
-    """Make every watch that was open come back to a resourceVersion the server no longer has: the
-    API server restarts (its watch cache starts afresh) and etcd's history is compacted, so resuming
-    answers 410 Gone and clients must list again."""
+def _break_watches(sb: Sandbox) -> None:
+    """Restart the API server while the operator is paused: its open watch connections die before
+    anything else happens, so no event of what follows can sit in a socket buffer for it."""
     sb.restart_component("kube-apiserver")
+
+
+def _forget_history(sb: Sandbox) -> None:
+    """Compact etcd's history at its current revision: a watch resumed from any earlier
+    resourceVersion is answered 410 Gone, and the client has to list again."""
     etcd = sb._components["etcd"].health_url.rsplit("/", 1)[0]
     with urllib.request.urlopen(
         urllib.request.Request(f"{etcd}/v3/kv/range", data=b'{"key": "AA=="}', method="POST"), timeout=10
@@ -472,8 +476,9 @@ def test_a_child_deleted_during_a_watch_gap_is_recreated(
     wait_ready(sb, ns, "mimo-gap")
     _pause(operator)
     try:
+        _break_watches(sb)
         sb.kubectl("-n", ns, "delete", "service", "mimo-gap-pods")
-        _watch_gap(sb)
+        _forget_history(sb)
     finally:
         _resume(operator)
     wait_for(
@@ -492,17 +497,19 @@ def test_a_deployment_deleted_during_a_watch_gap_is_forgotten_not_resurrected(
     wait_ready(sb, ns, "mimo-ghost")
     _pause(operator)
     try:
+        _break_watches(sb)
         sb.kubectl("-n", ns, "delete", "mimo", "mimo-ghost", "--wait=true")
         wait_for(
             lambda: not children(sb, ns),
             timeout=60,
             description="children of the deleted deployment garbage-collected",
         )
-        _watch_gap(sb)
+        _forget_history(sb)
     finally:
         _resume(operator)
     applies_before = operator.requests(("apply",))
-    # The sync point: the operator says it forgot the deployment (or saw its DELETED event).
+    # The sync point: the operator forgot the deployment (its phase gauge drops). Before, nothing told
+    # it the deployment was gone, and the next resync or child event reconciled the stale body.
     wait_for(
         lambda: operator.metrics().get('mimo_operator_deployments{phase="Ready"}', 1.0) == 0.0,
         timeout=90,
@@ -642,11 +649,50 @@ def test_a_rotated_token_is_followed_while_the_old_one_stops_working(
         apply(sb, ns, mimo("mimo-rotate"))
         wait_ready(sb, ns, "mimo-rotate")
 
+        retired = tmp_path / "kubeconfig-first-token"
+        retired.write_text(kubeconfig.read_text())
         _token_kubeconfig(sb, kubeconfig, _bound_token(sb, ns, "token-2"))
         sb.kubectl("-n", ns, "delete", "secret", "token-1")  # the first token is no longer accepted
+
+        def first_token_refused() -> Any:
+            proc = subprocess.run(
+                [str(sb.bins.kubectl), f"--kubeconfig={retired}", "-n", ns, "get", "mimo"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            return "Unauthorized" in proc.stderr or NotYet(proc.stderr or proc.stdout)
+
+        wait_for(first_token_refused, timeout=60, description="the first token refused by the API server")
         sb.kubectl("-n", ns, "scale", "mimo", "mimo-rotate", "--replicas=2")
         wait_ready(sb, ns, "mimo-rotate", "2/2", timeout=120)
         assert proc.poll() is None
     finally:
         stop(proc)
         sb.kubectl("delete", "clusterrolebinding", f"rotating-{ns}", check=False)
+
+
+def test_handlers_touch_the_queue_only_from_its_event_loop(
+    fault_sandbox: Sandbox, ns: str, tmp_path: Path
+) -> None:
+    """asyncio's debug mode raises on a call into the loop from another thread (kopf runs plain
+    function handlers in a thread pool); the operator must reconcile with it on and log no such error."""
+    sb = fault_sandbox
+    env = sb.env()
+    env["PYTHONASYNCIODEBUG"] = "1"
+    liveness, metrics = free_port(), free_port()
+    log = tmp_path / "operator.log"
+    argv = ["run", "-n", ns, "--metrics-port", str(metrics), "--liveness-port", str(liveness)]
+    proc = launch(argv, env, log)
+    try:
+        wait_healthy(proc, liveness, lambda: log.read_text(errors="replace"))
+        apply(sb, ns, mimo("mimo-debug"))
+        wait_ready(sb, ns, "mimo-debug")
+        sb.kubectl("-n", ns, "delete", "service", "mimo-debug-pods")
+        wait_for(
+            lambda: _exists(sb, ns, "service", "mimo-debug-pods"),
+            timeout=60,
+            description="a child event handled with asyncio debug on",
+        )
+    finally:
+        stop(proc)
+    text = log.read_text(errors="replace")
+    assert "Non-thread-safe operation" not in text, text[-3000:]
