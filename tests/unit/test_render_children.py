@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -11,6 +12,7 @@ import yaml
 from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.planner import Plan, PlanError
 from mimo_operator.render import RenderConfig, plan_for, plan_hash, render_children
+from tests.unit.kubelet import POD_INDEX_LABEL, container_env, exec_argv, statefulset_pods
 from tests.unit.test_render_golden import GOLDEN, SCENARIOS
 
 REMOVED_FLAGS = {
@@ -263,6 +265,28 @@ def test_every_spelling_of_an_owned_flag_is_refused_when_rendering(arg: str) -> 
     result = plan_for(_load("fp8-h100", serving={"extraArgs": ["--enable-prefix-caching", arg]}).spec)
     assert isinstance(result, PlanError) and result.reason == "ExtraArgsOwnedFlag"
     assert arg in result.message
+
+
+def test_a_users_variable_reference_reaches_vllm_as_written(tmp_path: Path) -> None:
+    # Run as the kubelet would (tests/unit/kubelet.py): HF_TOKEN resolves to the Secret's value in
+    # the container, yet vLLM must receive the user's `$(HF_TOKEN)` as typed, and the group's own
+    # $(NODE_RANK) must still expand.
+    for scenario in ("fp8-h100", "bf16-h100-multinode"):
+        md = _load(
+            scenario,
+            serving={"extraArgs": ["--chat-template=$(HF_TOKEN)"]},
+            model={"name": "/models/$(X)", "tokenSecretRef": {"name": "hf-token", "key": "token"}},
+        )
+        _, children = _render(md)
+        for pod in statefulset_pods(_of_kind(children, "StatefulSet")[0]):
+            env = container_env(pod, pod["spec"]["containers"][0])
+            assert env["HF_TOKEN"] == "hf-token/token"  # the kubelet's stand-in for the secret value
+            argv = exec_argv(pod, tmp_path)
+            assert argv[1] == "/models/$(X)", scenario
+            assert "--chat-template=$(HF_TOKEN)" in argv, scenario
+            assert not any("hf-token/token" in word for word in argv), scenario
+            if "--node-rank" in argv:
+                assert argv[argv.index("--node-rank") + 1] == pod["metadata"]["labels"][POD_INDEX_LABEL]
 
 
 def test_user_strings_cannot_expand_container_environment() -> None:
