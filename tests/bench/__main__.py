@@ -1,21 +1,29 @@
 """`make bench`: the operator at scale against the sandbox, beside the physical limit of the same cluster.
 
-For each N in BENCH_SIZES (default 100,1000) a fresh sandbox starts with N/2 simulated 8x H200 nodes
-(fp8 on H200 takes 4 GPUs, so two deployments per node and every pod schedules). Then:
+For each N in BENCH_SIZES (default 100,1000), BENCH_REPEATS times (default 3), a fresh sandbox starts
+with N/2 simulated 8x H200 nodes (fp8 on H200 takes 4 GPUs, so two deployments per node and every pod
+schedules) and kube-apiserver writing an audit log. Then:
 
 1. limit: the children the operator would create for N deployments (`render_children`, owner
    references dropped) are server-side applied by a plain client with the operator's concurrency
    (its worker count); time until all exist and until all pods are Ready. The namespace is then
    deleted and its pods awaited gone.
-2. operator: `mimo-operator run` as a subprocess; N MimoDeployments created at once; client-side
-   watch timestamps give, per deployment, create -> StatefulSet seen and create -> phase Ready.
-   API requests per reconcile come from the operator's own metrics; CPU seconds and peak RSS from
-   /proc/<pid>/stat and /proc/<pid>/status (VmHWM).
-3. idle: BENCH_IDLE_SECONDS (default 300) with nothing changing; every request the operator sends
-   is counted (the watches are long-lived streams and count once, when opened).
+2. operator: `mimo-operator run` as a subprocess; N MimoDeployments created at once. One client-side
+   watch per kind stamps every event on receipt, so a deployment's creation (its ADDED event), its
+   StatefulSet's creation and its phase Ready are all timed the same way. CPU seconds and peak RSS
+   from /proc/<pid>/stat and /proc/<pid>/status (VmHWM).
+3. idle: BENCH_IDLE_SECONDS (default 300) with nothing changing.
 
-Prints a table and writes bench-results/bench-<time>.json. Environment: BENCH_SIZES, BENCH_IDLE_SECONDS,
-BENCH_WORKERS (operator workers and the limit's concurrency, default 8).
+API requests are counted by the API server, not by the operator: its audit log records every request
+of the admin user at receipt (one event per request, a watch once when it is opened) with the client's
+user agent. The operator's are those of `mimo-operator/*` (its own client) and `kopf/*` (kopf's
+watches and lists); the bench's own client sends `mimo-bench`. kube-apiserver's
+`apiserver_request_total` metric has no user-agent label, so it cannot tell them apart.
+
+Prints the median and the spread (min-max) of every figure over the repeats and writes every run to
+bench-results/bench-<time>.json (or BENCH_OUTPUT). Environment: BENCH_SIZES, BENCH_REPEATS,
+BENCH_IDLE_SECONDS, BENCH_WORKERS (operator workers and the limit's concurrency, default 8),
+BENCH_OUTPUT.
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ import base64
 import json
 import os
 import ssl
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +58,24 @@ CRD = ROOT / "crds" / "mimodeployments.serving.mimo.dev.yaml"
 RESULTS = ROOT / "bench-results"
 GROUP_VERSION = "serving.mimo.dev/v1alpha1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-WRITE_VERBS = ("apply", "patch", "create", "delete", "update")
+# Audit verbs that change state (server-side apply is a `patch`).
+WRITE_VERBS = ("create", "patch", "update", "delete", "deletecollection")
+BENCH_AGENT = "mimo-bench"
+# User agents of the operator process: its own client (kube/client.py USER_AGENT) and kopf's
+# (kopf/_cogs/clients/auth.py sets `kopf/<version>`).
+OPERATOR_AGENTS = ("mimo-operator/", "kopf/")
+# Every request of the admin user (the bench, the operator and kubectl all use the sandbox's admin
+# kubeconfig) at receipt, nothing else: the components' own traffic would only make the file big.
+# https://kubernetes.io/docs/tasks/debug/debug-cluster/audit/ (Policy, stages, levels)
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [ResponseStarted, ResponseComplete, Panic]
+rules:
+- level: Metadata
+  users: [admin]
+- level: None
+"""
 
 
 def mimo(name: str) -> dict[str, Any]:
@@ -127,6 +154,7 @@ class Api:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self.ssl, limit=256),
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+            headers={"User-Agent": BENCH_AGENT},  # told apart from the operator's in the audit log
         )
         return self
 
@@ -190,18 +218,69 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+# ---- the API server's own count of requests ---------------------------------------------------------
+
+
+class AuditLog:
+    """kube-apiserver's audit log (AUDIT_POLICY: one event per request of the admin user, at receipt).
+
+    The log backend writes in blocking mode by default (--audit-log-mode), so a request's event is in
+    the file before the request is served: the file's size at a moment splits requests into before
+    and after it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        """The offset just past the last complete line: a split between two requests, never inside one."""
+        if not self.path.exists():
+            return 0
+        with self.path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - (1 << 20)))
+            tail = fh.read()
+        return size - len(tail) + tail.rfind(b"\n") + 1
+
+    def requests(self, start: int, end: int, agents: tuple[str, ...]) -> dict[str, float]:
+        """Requests between two marks from clients whose user agent starts with one of `agents`,
+        by "verb resource[/subresource]" (a non-resource request by its path)."""
+        counts: dict[str, float] = {}
+        with self.path.open("rb") as fh:
+            fh.seek(start)
+            chunk = fh.read(end - start)
+        for line in chunk.splitlines():
+            event = json.loads(line)
+            if event.get("stage") != "RequestReceived":
+                continue
+            if not str(event.get("userAgent", "")).startswith(agents):
+                continue
+            ref = event.get("objectRef") or {}
+            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            key = f"{event['verb']} {ref.get('resource', event.get('requestURI', '?'))}{sub}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+def writes(by_verb: dict[str, float]) -> float:
+    return sum(v for k, v in by_verb.items() if k.split()[0] in WRITE_VERBS)
+
+
 # ---- the phases ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class Result:
+    """One run of one size. Request counts come from the audit log, latencies from watch receipt."""
+
     n: int
     nodes: int
     workers: int
+    run: int = 1
     sandbox_start_s: float = 0.0
     limit_children_s: float = 0.0
     limit_ready_s: float = 0.0
-    limit_requests: int = 0
+    limit_requests: float = 0.0
     operator_children_s: float = 0.0
     operator_ready_s: float = 0.0
     create_s: float = 0.0
@@ -212,6 +291,9 @@ class Result:
     reconciles: float = 0.0
     requests: float = 0.0
     requests_per_reconcile: float = 0.0
+    writes: float = 0.0
+    startup_requests: float = 0.0
+    startup_requests_by_verb: dict[str, float] = field(default_factory=dict)
     requests_by_verb: dict[str, float] = field(default_factory=dict)
     idle_seconds: float = 0.0
     idle_requests: float = 0.0
@@ -227,16 +309,6 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.limit_children_s / self.operator_children_s if self.operator_children_s else 0.0
-
-
-def requests_by_verb(op: OperatorProcess) -> dict[str, float]:
-    counts: dict[str, float] = {}
-    for name, value in op.metrics().items():
-        if name.startswith("mimo_operator_api_requests_total{"):
-            verb = name.split('verb="', 1)[1].split('"', 1)[0]
-            resource = name.split('resource="', 1)[1].split('"', 1)[0]
-            counts[f"{verb} {resource}"] = counts.get(f"{verb} {resource}", 0) + value
-    return counts
 
 
 def reconciles(op: OperatorProcess) -> float:
@@ -255,7 +327,7 @@ async def pods_ready(api: Api, ns: str, n: int) -> bool:
     return len(ready) >= n
 
 
-async def limit_phase(sb: Sandbox, api: Api, n: int, workers: int, result: Result) -> None:
+async def limit_phase(sb: Sandbox, api: Api, audit: AuditLog, n: int, workers: int, result: Result) -> None:
     """The same children, applied by a plain client with the same concurrency: what the cluster allows."""
     ns = "bench-limit"
     await api.call(
@@ -275,21 +347,21 @@ async def limit_phase(sb: Sandbox, api: Api, n: int, workers: int, result: Resul
         "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
         "Service": "/api/v1/namespaces/{ns}/services/{name}",
     }
-    counter = {"n": 0}
 
     async def put(obj: dict[str, Any]) -> None:
         path = paths[obj["kind"]].format(ns=ns, name=obj["metadata"]["name"])
-        counter["n"] += 1
         await api.call(
             "PATCH", path + "?fieldManager=bench&force=true", obj, content_type="application/apply-patch+yaml"
         )
 
     cpu0 = component_cpu(sb)
+    mark0 = audit.mark()
     t0 = time.monotonic()
     await run_bounded([put(o) for o in objects], workers)
     result.limit_children_s = time.monotonic() - t0
     result.cpu_limit_phase = cpu_delta(cpu0, component_cpu(sb), result.limit_children_s)
-    result.limit_requests = counter["n"]
+    # Retries (409, 429, 5xx) included: the API server counts what arrived.
+    result.limit_requests = sum(audit.requests(mark0, audit.mark(), (BENCH_AGENT,)).values())
     while not await pods_ready(api, ns, n):
         await asyncio.sleep(0.5)
     result.limit_ready_s = time.monotonic() - t0
@@ -302,7 +374,9 @@ async def limit_phase(sb: Sandbox, api: Api, n: int, workers: int, result: Resul
         await asyncio.sleep(1)
 
 
-async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: float, result: Result) -> None:
+async def operator_phase(
+    sb: Sandbox, api: Api, audit: AuditLog, n: int, workers: int, idle: float, result: Result
+) -> None:
     ns = "bench"
     await api.call(
         "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
@@ -310,10 +384,13 @@ async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: floa
     await asyncio.sleep(2)
     log_dir = Path(tempfile.mkdtemp(prefix="mimo-bench-op-"))
     os.environ["MIMO_OPERATOR_WORKERS"] = str(workers)
+    mark_start = audit.mark()
     op = OperatorProcess(sb, ns, log_dir).start()
     assert op.proc is not None
     pid = op.proc.pid
     try:
+        # Every stamp is a watch event's receipt by this process: creation, children and Ready are
+        # measured the same way, so the watch's own delay cancels out of each latency.
         created: dict[str, float] = {}
         children_at: dict[str, float] = {}
         ready_at: dict[str, float] = {}
@@ -321,13 +398,17 @@ async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: floa
         all_children, all_ready = asyncio.Event(), asyncio.Event()
 
         def on_sts(kind: str, obj: dict[str, Any], at: float) -> None:
-            children_at.setdefault(obj["metadata"]["name"], at)
+            if kind == "ADDED":
+                children_at.setdefault(obj["metadata"]["name"], at)
             if len(children_at) >= n:
                 all_children.set()
 
         def on_mimo(kind: str, obj: dict[str, Any], at: float) -> None:
+            name = obj["metadata"]["name"]
+            if kind == "ADDED":
+                created.setdefault(name, at)
             if (obj.get("status") or {}).get("phase") == "Ready":
-                ready_at.setdefault(obj["metadata"]["name"], at)
+                ready_at.setdefault(name, at)
                 if len(ready_at) >= n:
                     all_ready.set()
 
@@ -338,12 +419,15 @@ async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: floa
             ),
         ]
         await asyncio.sleep(1)
-        cpu0, requests0, reconciles0 = cpu_seconds(pid), requests_by_verb(op), reconciles(op)
+        cpu0, reconciles0 = cpu_seconds(pid), reconciles(op)
         components0 = component_cpu(sb)
+        mark0 = audit.mark()
+        # What starting costs (kopf's initial lists and watches, discovery), before any deployment.
+        result.startup_requests_by_verb = audit.requests(mark_start, mark0, OPERATOR_AGENTS)
+        result.startup_requests = sum(result.startup_requests_by_verb.values())
 
         async def create(name: str) -> None:
             await api.call("POST", f"/apis/{GROUP_VERSION}/namespaces/{ns}/mimodeployments", mimo(name))
-            created[name] = time.monotonic()
 
         t0 = time.monotonic()
         await run_bounded([create(name) for name in names(n)], 32)
@@ -362,11 +446,10 @@ async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: floa
         ready = [ready_at[k] - created[k] for k in created]
         result.children_p50_s, result.children_p99_s = percentile(lat, 50), percentile(lat, 99)
         result.ready_p50_s, result.ready_p99_s = percentile(ready, 50), percentile(ready, 99)
-        after = requests_by_verb(op)
-        result.requests_by_verb = {
-            k: v - requests0.get(k, 0) for k, v in after.items() if v - requests0.get(k, 0)
-        }
+        mark1 = audit.mark()
+        result.requests_by_verb = audit.requests(mark0, mark1, OPERATOR_AGENTS)
         result.requests = sum(result.requests_by_verb.values())
+        result.writes = writes(result.requests_by_verb)
         result.reconciles = reconciles(op) - reconciles0
         result.requests_per_reconcile = result.requests / result.reconciles if result.reconciles else 0
         cpu1 = cpu_seconds(pid)
@@ -378,14 +461,9 @@ async def operator_phase(sb: Sandbox, api: Api, n: int, workers: int, idle: floa
 
         result.idle_seconds = idle
         await asyncio.sleep(idle)
-        idle_after = requests_by_verb(op)
-        result.idle_requests_by_verb = {
-            k: v - after.get(k, 0) for k, v in idle_after.items() if v - after.get(k, 0)
-        }
+        result.idle_requests_by_verb = audit.requests(mark1, audit.mark(), OPERATOR_AGENTS)
         result.idle_requests = sum(result.idle_requests_by_verb.values())
-        result.idle_writes = sum(
-            v for k, v in result.idle_requests_by_verb.items() if k.split()[0] in WRITE_VERBS
-        )
+        result.idle_writes = writes(result.idle_requests_by_verb)
         result.operator_cpu_idle_s = cpu_seconds(pid) - cpu1
         result.operator_peak_rss_mib = memory_mib(pid, "VmHWM")
         result.components = component_usage(sb)
@@ -413,105 +491,148 @@ def pools_for(n: int) -> list[NodePool]:
     ]
 
 
-async def bench_one(n: int, workers: int, idle: float) -> Result:
+async def bench_one(n: int, workers: int, idle: float, run: int) -> Result:
     pools = pools_for(n)
-    result = Result(n=n, nodes=pools[0].count, workers=workers)
+    result = Result(n=n, nodes=pools[0].count, workers=workers, run=run)
     t0 = time.monotonic()
-    sb = Sandbox(pools=pools, startup_timeout=900)
-    sb.start()
-    try:
-        result.sandbox_start_s = time.monotonic() - t0
-        print(f"N={n}: sandbox with {result.nodes} nodes up in {result.sandbox_start_s:.0f}s")
-        sb.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        sb.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/mimodeployments.serving.mimo.dev"
-        )
-        wait_until(
-            lambda: sb.kubectl("get", "mimodeployments", "-A", check=False).returncode == 0,
-            timeout=30,
-            description="mimodeployments served",
-        )
-        async with Api(sb) as api:
-            await limit_phase(sb, api, n, workers, result)
-            await operator_phase(sb, api, n, workers, idle, result)
-    finally:
-        sb.stop()
+    with tempfile.TemporaryDirectory(prefix="mimo-bench-audit-") as policy_dir:
+        policy = Path(policy_dir) / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        sb = Sandbox(pools=pools, startup_timeout=900, audit_policy=policy)
+        sb.start()
+        try:
+            result.sandbox_start_s = time.monotonic() - t0
+            print(f"N={n} run {run}: sandbox with {result.nodes} nodes up in {result.sandbox_start_s:.0f}s")
+            sb.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+            sb.kubectl(
+                "wait", "--for=condition=Established", "--timeout=60s", "crd/mimodeployments.serving.mimo.dev"
+            )
+            wait_until(
+                lambda: sb.kubectl("get", "mimodeployments", "-A", check=False).returncode == 0,
+                timeout=30,
+                description="mimodeployments served",
+            )
+            audit = AuditLog(sb.audit_log)
+            async with Api(sb) as api:
+                await limit_phase(sb, api, audit, n, workers, result)
+                await operator_phase(sb, api, audit, n, workers, idle, result)
+        finally:
+            sb.stop()
     return result
 
 
-def table(results: list[Result]) -> str:
-    rows = [
-        ("deployments (N)", lambda r: f"{r.n}"),
-        ("simulated 8x H200 nodes", lambda r: f"{r.nodes}"),
-        ("limit: all children (plain client)", lambda r: f"{r.limit_children_s:.1f} s"),
-        ("limit: all pods Ready", lambda r: f"{r.limit_ready_s:.1f} s"),
-        ("creating the N MimoDeployments", lambda r: f"{r.create_s:.1f} s"),
-        ("operator: all have children", lambda r: f"{r.operator_children_s:.1f} s"),
-        ("operator: all Ready", lambda r: f"{r.operator_ready_s:.1f} s"),
-        ("throughput operator/limit", lambda r: f"{r.ratio:.0%}"),
-        ("create->children p50 / p99", lambda r: f"{r.children_p50_s:.2f} / {r.children_p99_s:.2f} s"),
-        ("create->Ready p50 / p99", lambda r: f"{r.ready_p50_s:.2f} / {r.ready_p99_s:.2f} s"),
-        ("reconciles", lambda r: f"{r.reconciles:.0f}"),
-        ("API requests per reconcile", lambda r: f"{r.requests_per_reconcile:.2f}"),
-        ("API requests per deployment", lambda r: f"{r.requests / r.n:.1f}"),
-        (
-            "idle: requests / writes",
-            lambda r: f"{r.idle_requests:.0f} / {r.idle_writes:.0f} in {r.idle_seconds:.0f} s",
-        ),
-        (
-            "operator CPU: converge / idle",
-            lambda r: f"{r.operator_cpu_converge_s:.1f} / {r.operator_cpu_idle_s:.1f} s",
-        ),
-        ("operator peak RSS", lambda r: f"{r.operator_peak_rss_mib:.0f} MiB"),
-        ("limit phase CPU apiserver/etcd", lambda r: _phase(r.cpu_limit_phase)),
-        ("operator phase CPU apiserver/etcd/op", lambda r: _phase(r.cpu_operator_phase)),
-        ("kube-apiserver CPU / peak RSS", lambda r: _comp(r, "kube-apiserver")),
-        ("etcd CPU / peak RSS", lambda r: _comp(r, "etcd")),
-        ("kwok CPU / peak RSS", lambda r: _comp(r, "kwok")),
+# ---- the report: median and spread over the repeats of each size --------------------------------------
+
+Figure = Callable[[Result], float]
+
+
+def _cpu(phase: str, component: str) -> Figure:
+    return lambda r: float(getattr(r, phase).get(component, 0.0))
+
+
+def _component(name: str, key: str) -> Figure:
+    return lambda r: float(r.components.get(name, {}).get(key, 0.0))
+
+
+# (label, figure, format of one value)
+ROWS: list[tuple[str, Figure, str]] = [
+    ("limit: all children (plain client)", lambda r: r.limit_children_s, "{:.1f} s"),
+    ("limit: all pods Ready", lambda r: r.limit_ready_s, "{:.1f} s"),
+    ("limit: API requests", lambda r: r.limit_requests, "{:.0f}"),
+    ("operator start: API requests", lambda r: r.startup_requests, "{:.0f}"),
+    ("creating the N MimoDeployments", lambda r: r.create_s, "{:.1f} s"),
+    ("operator: all have children", lambda r: r.operator_children_s, "{:.1f} s"),
+    ("operator: all Ready", lambda r: r.operator_ready_s, "{:.1f} s"),
+    ("throughput operator/limit", lambda r: r.ratio * 100, "{:.0f}%"),
+    ("create->children p50", lambda r: r.children_p50_s, "{:.2f} s"),
+    ("create->children p99", lambda r: r.children_p99_s, "{:.2f} s"),
+    ("create->Ready p50", lambda r: r.ready_p50_s, "{:.2f} s"),
+    ("create->Ready p99", lambda r: r.ready_p99_s, "{:.2f} s"),
+    ("reconciles", lambda r: r.reconciles, "{:.0f}"),
+    ("API requests per reconcile", lambda r: r.requests_per_reconcile, "{:.2f}"),
+    ("API requests per deployment", lambda r: r.requests / r.n, "{:.1f}"),
+    ("API writes per deployment", lambda r: r.writes / r.n, "{:.1f}"),
+    ("idle: requests", lambda r: r.idle_requests, "{:.0f}"),
+    ("idle: writes", lambda r: r.idle_writes, "{:.0f}"),
+    ("operator CPU converging", lambda r: r.operator_cpu_converge_s, "{:.1f} s"),
+    ("operator CPU idle", lambda r: r.operator_cpu_idle_s, "{:.1f} s"),
+    ("operator peak RSS", lambda r: r.operator_peak_rss_mib, "{:.0f} MiB"),
+    ("limit phase CPU kube-apiserver", _cpu("cpu_limit_phase", "kube-apiserver"), "{:.1f} s"),
+    ("limit phase CPU etcd", _cpu("cpu_limit_phase", "etcd"), "{:.1f} s"),
+    ("operator phase CPU kube-apiserver", _cpu("cpu_operator_phase", "kube-apiserver"), "{:.1f} s"),
+    ("operator phase CPU etcd", _cpu("cpu_operator_phase", "etcd"), "{:.1f} s"),
+    ("operator phase CPU operator", _cpu("cpu_operator_phase", "operator"), "{:.1f} s"),
+    ("kube-apiserver CPU total", _component("kube-apiserver", "cpu_s"), "{:.0f} s"),
+    ("kube-apiserver peak RSS", _component("kube-apiserver", "peak_rss_mib"), "{:.0f} MiB"),
+    ("etcd peak RSS", _component("etcd", "peak_rss_mib"), "{:.0f} MiB"),
+]
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """`median (min-max)`, or the value alone for a single run."""
+    med = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return med
+    return f"{med} ({fmt.format(min(values)).split()[0]}-{fmt.format(max(values)).split()[0]})"
+
+
+def summary(runs: list[Result]) -> dict[str, dict[str, float]]:
+    """Per row: median, min and max over the runs (what the JSON keeps beside the runs themselves)."""
+    out = {}
+    for label, figure, _ in ROWS:
+        values = [figure(r) for r in runs]
+        out[label] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return out
+
+
+def table(by_size: dict[int, list[Result]]) -> str:
+    sizes = sorted(by_size)
+    header = [("deployments (N)", [f"N={n}" for n in sizes])]
+    header.append(("simulated 8x H200 nodes", [str(by_size[n][0].nodes) for n in sizes]))
+    header.append(("runs", [str(len(by_size[n])) for n in sizes]))
+    body = [
+        (label, [spread([figure(r) for r in by_size[n]], fmt) for n in sizes]) for label, figure, fmt in ROWS
     ]
+    rows = header + body
     width = max(len(label) for label, _ in rows)
-    lines = [f"{'':{width}}  " + "  ".join(f"{'N=' + str(r.n):>22}" for r in results)]
-    for label, fmt in rows:
-        lines.append(f"{label:{width}}  " + "  ".join(f"{fmt(r):>22}" for r in results))
-    return "\n".join(lines)
-
-
-def _phase(cpu: dict[str, float]) -> str:
-    parts = [cpu.get("kube-apiserver", 0), cpu.get("etcd", 0)] + (
-        [cpu["operator"]] if "operator" in cpu else []
-    )
-    return " / ".join(f"{x:.1f}" for x in parts) + f" s in {cpu.get('wall_s', 0):.1f}"
-
-
-def _comp(r: Result, name: str) -> str:
-    c = r.components.get(name, {})
-    return f"{c.get('cpu_s', 0):.0f} s / {c.get('peak_rss_mib', 0):.0f} MiB"
+    cell = max(22, *(len(v) for _, values in rows for v in values))
+    lines = [f"{label:{width}}  " + "  ".join(f"{v:>{cell}}" for v in values) for label, values in rows]
+    return "\n".join(lines) + "\n(median over the runs, min-max in brackets)"
 
 
 def main() -> int:
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100,1000").split(",") if s.strip()]
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
     idle = float(os.environ.get("BENCH_IDLE_SECONDS", "300"))
     workers = int(os.environ.get("BENCH_WORKERS", "8"))
-    results: list[Result] = []
+    by_size: dict[int, list[Result]] = {}
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = Path(os.environ.get("BENCH_OUTPUT") or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
     for n in sizes:
-        results.append(asyncio.run(bench_one(n, workers, idle)))
-        print(table(results))
-        write(out, sizes, idle, workers, results)
-    print(f"\n{table(results)}\n\nwrote {out}")
+        for run in range(1, repeats + 1):
+            by_size.setdefault(n, []).append(asyncio.run(bench_one(n, workers, idle, run)))
+            write(out, sizes, repeats, idle, workers, by_size)
+        print(table(by_size))
+    print(f"\n{table(by_size)}\n\nwrote {out}")
     return 0
 
 
-def write(out: Path, sizes: list[int], idle: float, workers: int, results: list[Result]) -> None:
+def write(
+    out: Path, sizes: list[int], repeats: int, idle: float, workers: int, by_size: dict[int, list[Result]]
+) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
             {
                 "sizes": sizes,
+                "repeats": repeats,
                 "idle_seconds": idle,
                 "workers": workers,
                 "cpus": os.cpu_count(),
-                "results": [{**asdict(r), "ratio": r.ratio} for r in results],
+                "request_counting": "kube-apiserver audit log, user agents " + ", ".join(OPERATOR_AGENTS),
+                "latency_stamps": "client watch receipt (ADDED MimoDeployment, ADDED StatefulSet, Ready)",
+                "summary": {str(n): summary(runs) for n, runs in by_size.items()},
+                "results": [{**asdict(r), "ratio": r.ratio} for runs in by_size.values() for r in runs],
             },
             indent=2,
         )

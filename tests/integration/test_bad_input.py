@@ -367,7 +367,16 @@ def test_a_secret_value_never_reaches_the_log_status_events_or_children(
         description="StatefulSet secret-user",
     )
     wait_failed(sandbox, ns, "secret-user-infeasible")
-    time.sleep(1)
+    # Sync point: the operator logs "reconciled <ns>/<name>" after a reconcile's writes, so once
+    # both lines are in the log, everything those reconciles had to say has been said.
+    wait_for(
+        lambda: all(
+            f"reconciled {ns}/{name}:" in operator.log_path.read_text(errors="replace")
+            for name in ("secret-user", "secret-user-infeasible")
+        ),
+        timeout=30,
+        description="both reconciles logged",
+    )
     assert CANARY not in operator.log_path.read_text(errors="replace")
     for kind in ("mimo", "events", "statefulsets", "services"):
         assert CANARY not in sandbox.kubectl("-n", ns, "get", kind, "-o", "json").stdout, kind
@@ -391,7 +400,12 @@ def test_failing_deployments_do_not_hot_loop_and_the_operator_survives(
         body = valid(f"loop-rejected-{i}")
         body["spec"].update({"replicas": 0, "serving": {"env": [{"value": "no name"}]}})
         assert apply(sandbox, ns, body).returncode == 0
-    time.sleep(3)
+    # Sync point: every deployment has been refused once and says so (phase Failed, from the planner
+    # or from the API server's refusal of the StatefulSet), so the window below sees what follows a
+    # failure, not first attempts.
+    for i in range(3):
+        wait_failed(sandbox, ns, f"loop-infeasible-{i}")
+        wait_failed(sandbox, ns, f"loop-rejected-{i}")
     failing = [
         o["metadata"]["name"]
         for o in get_json(sandbox, "-n", ns, "get", "mimo")["items"]

@@ -6,7 +6,6 @@ Each test has its own namespace and operator; the fixtures free the simulated GP
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -122,13 +121,35 @@ def test_bf16_multi_node_group_is_ready_only_when_every_pod_is(
     try:
         sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-bf16-h100-multinode.yaml"))
         wait_for(
-            lambda: sum(p["status"].get("phase") == "Running" for p in _pods(sandbox, namespace)) == 1,
+            lambda: (
+                get_json(sandbox, "-n", namespace, "get", "statefulset", "mimo-bf16-h100-r0")
+                .get("status", {})
+                .get("readyReplicas")
+                == 1
+            ),
             timeout=60,
-            description="one pod of the group running",
+            description="the group's StatefulSet reporting one of its two pods ready",
         )
-        time.sleep(2)
-        obj = _mimo(sandbox, namespace, "mimo-bf16-h100")
-        assert obj["status"]["phase"] == "Deploying" and obj["status"]["readyReplicas"] == 0
+        # Sync point: a spec change that leaves the plan and the pods as they are (the plan serves
+        # far more than 2 sequences at full length) bumps the generation. The operator's status for
+        # that generation is computed after the StatefulSet reported 1/2 ready; counting a group
+        # with one ready pod as a ready replica would show here as readyReplicas 1 or phase Ready.
+        plan_before = _mimo(sandbox, namespace, "mimo-bf16-h100")["status"]["plan"]
+        sandbox.kubectl(
+            "-n", namespace, "patch", "mimo", "mimo-bf16-h100", "--type=merge",
+            "-p", json.dumps({"spec": {"context": {"minConcurrency": 2}}}),
+        )  # fmt: skip
+        obj = wait_for(
+            lambda: (
+                (o := _mimo(sandbox, namespace, "mimo-bf16-h100"))["status"].get("observedGeneration") == 2
+                and o
+            ),
+            timeout=60,
+            description="status for generation 2",
+        )
+        assert obj["status"]["phase"] == "Deploying", obj["status"]
+        assert obj["status"]["plan"]["hash"] == plan_before["hash"]  # the pods were left alone
+        assert obj["status"]["readyReplicas"] == 0 and obj["status"]["ready"] == "0/1"
     finally:
         sandbox.kubectl("taint", "node", h100[1], "test-hold-")
 
@@ -302,22 +323,32 @@ def test_restarting_the_operator_changes_nothing(
     sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-infeasible.yaml"))
     _wait_phase(sandbox, namespace, "mimo-fp8-h200", "Ready")
     _wait_phase(sandbox, namespace, "mimo-infeasible", "Failed")
-    time.sleep(3)  # let in-flight status updates settle
+    # Stopped first (kill waits for the process to exit), so no write of the old operator can land
+    # after the snapshot: the versions below are the world the new operator starts from.
+    operator.kill()
     versions = {
         obj["metadata"]["name"] + "/" + obj["kind"]: obj["metadata"]["resourceVersion"]
         for kind in ("mimo", "statefulsets", "services")
         for obj in get_json(sandbox, "-n", namespace, "get", kind)["items"]
     }
 
-    operator.kill()
     restarted = OperatorProcess(sandbox, namespace, operator.log_path.parent).start()
     try:
+        # Sync point: a reconcile's result is counted after its writes were sent, so two results
+        # (one per deployment) mean both reconciles are complete; "changed" would mean a write.
         wait_for(
-            lambda: restarted.metrics().get('mimo_operator_reconciles_total{result="unchanged"}', 0) >= 2,
+            lambda: (
+                sum(
+                    v
+                    for k, v in restarted.metrics().items()
+                    if k.startswith("mimo_operator_reconciles_total{")
+                )
+                >= 2
+            ),
             timeout=30,
             description="both deployments reconciled after restart",
         )
-        time.sleep(3)
+        assert restarted.metrics().get('mimo_operator_reconciles_total{result="unchanged"}', 0) >= 2
         assert restarted.writes() == 0, restarted.metrics()
         assert restarted.metrics().get('mimo_operator_reconciles_total{result="changed"}', 0) == 0
     finally:

@@ -1,6 +1,8 @@
 """What a platform engineer checks in rendered children, each derived from the spec and the plan."""
 
+import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -10,6 +12,7 @@ import yaml
 from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.planner import Plan, PlanError
 from mimo_operator.render import RenderConfig, plan_for, plan_hash, render_children
+from tests.unit.kubelet import POD_INDEX_LABEL, container_env, exec_argv, statefulset_pods
 from tests.unit.test_render_golden import GOLDEN, SCENARIOS
 
 REMOVED_FLAGS = {
@@ -131,18 +134,50 @@ def test_secrets_are_referenced_never_inlined() -> None:
     assert "--api-key" not in container["args"]
 
 
-def test_startup_budget_covers_weight_loading() -> None:
-    md = _load("bf16-h100-multinode")
-    plan, children = _render(md)
-    probe = _container(_of_kind(children, "StatefulSet")[0])["startupProbe"]
-    seconds = probe["periodSeconds"] * probe["failureThreshold"]
-    # Each pod reads 8 GPUs' share of the weights at the assumed 400 MiB/s, plus engine start.
-    load = plan.weights_gib_per_gpu * plan.gpus_per_pod * 1024 / 400
-    assert (
-        load + RenderConfig().engine_init_seconds <= seconds < load + RenderConfig().engine_init_seconds + 20
-    )
-    env = {e["name"]: e.get("value") for e in _container(_of_kind(children, "StatefulSet")[0])["env"]}
-    assert int(env["VLLM_ENGINE_READY_TIMEOUT_S"]) == seconds
+# The documented budget (render/probes.py, README "Probes sized for a 300 GB load"): weights per pod
+# (GiB x 1024 = MiB) / loadRateMiBps + engine start (RenderConfig.engine_init_seconds, 420 s by
+# default), rounded up to the 10 s probe period; failureThreshold = budget / 10, and vLLM's
+# VLLM_ENGINE_READY_TIMEOUT_S = the same budget. Each case's numbers are worked out by hand, with
+# the pod's weights set on the plan so the case does not move when the planner's estimate does.
+# (case, spec.probes, weights GiB per pod, engine init s, expected budget s)
+BUDGET_CASES = [
+    # 300 x 1024 = 307200 MiB; / 400 = 768 s; + 420 = 1188 s; up to a multiple of 10: 1190 s.
+    ("300 GiB at the default 400 MiB/s", {}, 300.0, 420, 1190),
+    # 291.4 x 1024 = 298393.6 MiB; / 400 = 745.984 s; + 420 = 1165.984 s; rounded up: 1170 s.
+    ("fp8 TP8 pod, 291.4 GiB", {}, 291.4, 420, 1170),
+    # 200 x 1024 = 204800 MiB; / 400 = 512 s; + 420 = 932 s; 2 s past 930, so up to 940 s (not 930).
+    ("2 s past a period rounds up", {}, 200.0, 420, 940),
+    # 100 x 1024 = 102400 MiB; / 1024 = 100 s; + 420 = 520 s, already a multiple of 10: 520 s.
+    ("exact multiple of the period", {"loadRateMiBps": 1024}, 100.0, 420, 520),
+    # 145.7 x 1024 = 149196.8 MiB; / 1000 = 149.1968 s; + 420 = 569.1968 s; rounded up: 570 s.
+    ("fast storage, 1000 MiB/s", {"loadRateMiBps": 1000}, 145.7, 420, 570),
+    # 300 x 1024 / 400 = 768 s; + 600 = 1368 s; rounded up: 1370 s.
+    ("slower engine start, 600 s", {}, 300.0, 600, 1370),
+    # An explicit budget is used as given, whatever the weights: 3600 s, 360 failures x 10 s.
+    ("explicit 3600 s", {"startupBudgetSeconds": 3600}, 300.0, 420, 3600),
+]
+
+
+@pytest.mark.parametrize(
+    ("probes", "weights_gib", "engine_init", "budget"),
+    [case[1:] for case in BUDGET_CASES],
+    ids=[case[0] for case in BUDGET_CASES],
+)
+@pytest.mark.parametrize("scenario", ["fp8-h100", "bf16-h100-multinode"])
+def test_startup_budget_is_weights_over_load_rate_plus_engine_start(
+    scenario: str, probes: dict[str, int], weights_gib: float, engine_init: int, budget: int
+) -> None:
+    md = _load(scenario, probes=probes)
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan), plan
+    plan = dataclasses.replace(plan, weights_gib_per_pod=weights_gib)
+    children = render_children(md, plan, RenderConfig(engine_init_seconds=engine_init))
+    for sts in _of_kind(children, "StatefulSet"):
+        container = _container(sts)
+        probe = container["startupProbe"]
+        assert (probe["periodSeconds"], probe["failureThreshold"]) == (10, budget // 10)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["VLLM_ENGINE_READY_TIMEOUT_S"] == str(budget)
 
 
 def test_pdb_only_with_more_than_one_replica() -> None:
@@ -230,6 +265,28 @@ def test_every_spelling_of_an_owned_flag_is_refused_when_rendering(arg: str) -> 
     result = plan_for(_load("fp8-h100", serving={"extraArgs": ["--enable-prefix-caching", arg]}).spec)
     assert isinstance(result, PlanError) and result.reason == "ExtraArgsOwnedFlag"
     assert arg in result.message
+
+
+def test_a_users_variable_reference_reaches_vllm_as_written(tmp_path: Path) -> None:
+    # Run as the kubelet would (tests/unit/kubelet.py): HF_TOKEN resolves to the Secret's value in
+    # the container, yet vLLM must receive the user's `$(HF_TOKEN)` as typed, and the group's own
+    # $(NODE_RANK) must still expand.
+    for scenario in ("fp8-h100", "bf16-h100-multinode"):
+        md = _load(
+            scenario,
+            serving={"extraArgs": ["--chat-template=$(HF_TOKEN)"]},
+            model={"name": "/models/$(X)", "tokenSecretRef": {"name": "hf-token", "key": "token"}},
+        )
+        _, children = _render(md)
+        for pod in statefulset_pods(_of_kind(children, "StatefulSet")[0]):
+            env = container_env(pod, pod["spec"]["containers"][0])
+            assert env["HF_TOKEN"] == "hf-token/token"  # the kubelet's stand-in for the secret value
+            argv = exec_argv(pod, tmp_path)
+            assert argv[1] == "/models/$(X)", scenario
+            assert "--chat-template=$(HF_TOKEN)" in argv, scenario
+            assert not any("hf-token/token" in word for word in argv), scenario
+            if "--node-rank" in argv:
+                assert argv[argv.index("--node-rank") + 1] == pod["metadata"]["labels"][POD_INDEX_LABEL]
 
 
 def test_user_strings_cannot_expand_container_environment() -> None:

@@ -11,11 +11,17 @@ All command lines go to vLLM in one batch (one subprocess: importing vLLM costs 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mimo_operator.api import parse_mimo_deployment
+from mimo_operator.planner import Plan
+from mimo_operator.render import RenderConfig, plan_for, render_children
+from tests.unit.kubelet import exec_argv, statefulset_pods
 from tests.vllm_cli.harness import ServeParse, parse_serve_args, registered_parsers, vllm_source_dir
 
 MODEL = "XiaomiMiMo/MiMo-V2-Flash"
@@ -67,22 +73,33 @@ REMOVED: dict[str, list[str]] = {
 }
 
 
+# A two-node deployment (bf16 on H100: TP8 x PP2) with MTP and thinking switched on, so the
+# rendered line carries every flag the facts above cover.
+MULTI_NODE = {
+    "apiVersion": "serving.mimo.dev/v1alpha1",
+    "kind": "MimoDeployment",
+    "metadata": {"name": "mimo", "namespace": "llm", "uid": "00000000-0000-0000-0000-0000000000aa"},
+    "spec": {
+        "model": {"name": MODEL, "servedName": "mimo-v2-flash"},
+        "precision": "bf16",
+        "gpu": {"type": "H100-80GB"},
+        "speculativeDecoding": {"mtp": "on"},
+        "thinking": {"default": True},
+    },
+}
+
+
 def _leader_and_worker() -> tuple[list[str], list[str]]:
-    """A two-node TP8 x PP2 command line as the renderer would emit it, leader and worker."""
-    common = [
-        MODEL, "--trust-remote-code", "--tensor-parallel-size", "8", "--pipeline-parallel-size", "2",
-        "--nnodes", "2", "--master-addr", "mimo-0.mimo", "--master-port", "29501",
-        "--max-model-len", "auto", "--gpu-memory-utilization", "0.9",
-        "--speculative-config", json.dumps(MTP),
-    ]  # fmt: skip
-    leader = [
-        *common, "--node-rank", "0", "--host", "0.0.0.0", "--port", "8000",
-        "--served-model-name", "mimo-v2-flash", "--reasoning-parser", "mimo",
-        "--enable-auto-tool-choice", "--tool-call-parser", "mimo",
-        "--default-chat-template-kwargs", json.dumps(THINKING), "--generation-config", "vllm",
-    ]  # fmt: skip
-    worker = [*common, "--node-rank", "1", "--headless"]
-    return leader, worker
+    """What pods 0 and 1 of the rendered two-node group exec after `vllm serve` (tests/unit/kubelet.py)."""
+    md = parse_mimo_deployment(MULTI_NODE)
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan), plan
+    assert (plan.nodes_per_replica, plan.tensor_parallel, plan.pipeline_parallel) == (2, 8, 2)
+    [sts] = [c for c in render_children(md, plan, RenderConfig()) if c["kind"] == "StatefulSet"]
+    with tempfile.TemporaryDirectory(prefix="mimo-shim-") as bin_dir:
+        leader, worker = (exec_argv(pod, Path(bin_dir)) for pod in statefulset_pods(sts))
+    assert leader[0] == worker[0] == "serve"
+    return leader[1:], worker[1:]
 
 
 def _cases() -> dict[str, list[str]]:
@@ -158,7 +175,14 @@ def test_rendered_multinode_pair_parses(results: Mapping[str, ServeParse]) -> No
     assert leader.deprecated == () and worker.deprecated == ()
     assert (leader.parsed["node_rank"], worker.parsed["node_rank"]) == (0, 1)
     assert worker.parsed["headless"] is True and leader.parsed["headless"] is False
-    assert leader.parsed["speculative_config"] == MTP
+    for res in (leader, worker):
+        assert res.parsed["speculative_config"] == MTP
+        assert (res.parsed["tensor_parallel_size"], res.parsed["pipeline_parallel_size"]) == (8, 2)
+        assert (res.parsed["nnodes"], res.parsed["master_port"]) == (2, 29501)
+        assert res.parsed["master_addr"] == "mimo-r0-0.mimo-pods.llm.svc"
+    assert leader.parsed["default_chat_template_kwargs"] == THINKING
+    assert leader.parsed["served_model_name"] == ["mimo-v2-flash"]
+    assert (leader.parsed["reasoning_parser"], leader.parsed["tool_call_parser"]) == ("mimo", "mimo")
 
 
 def test_mimo_parsers_are_registered() -> None:

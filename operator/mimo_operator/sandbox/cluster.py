@@ -165,6 +165,8 @@ class Sandbox:
     `pools`: a list of NodePool, a path to a pools YAML file, or None for the packaged default.
     `state_dir`: where pids, logs, PKI, etcd data and the kubeconfig live; None means a fresh temporary
     directory (removed by stop()).
+    `audit_policy`: an audit Policy file; kube-apiserver then writes the events it selects as JSON
+    lines to `audit_log` (`make bench` counts every request a client sent this way).
     """
 
     def __init__(
@@ -175,6 +177,7 @@ class Sandbox:
         bins: build.BinPaths | None = None,
         startup_timeout: float = 180.0,
         background: bool = False,
+        audit_policy: Path | None = None,
     ) -> None:
         if pools is None or isinstance(pools, str | Path):
             self.pools = node_pools.load_pools(None if pools is None else Path(pools))
@@ -185,6 +188,7 @@ class Sandbox:
         self._bins = bins
         self.startup_timeout = startup_timeout
         self.background = background
+        self.audit_policy = audit_policy
         self.server = ""
         self.startup_seconds: float | None = None
         self._components: dict[str, _Component] = {}
@@ -206,6 +210,11 @@ class Sandbox:
     def kubeconfig(self) -> Path:
         """Admin kubeconfig (user `admin`, group system:masters)."""
         return self._dir() / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        """kube-apiserver's audit events, one JSON object a line (only with `audit_policy`)."""
+        return self._dir() / "logs" / "kube-apiserver-audit.log"
 
     @property
     def bin_dir(self) -> Path:
@@ -548,6 +557,11 @@ class Sandbox:
                 "--endpoint-reconciler-type=none",
                 "--allow-privileged=true",
                 "--profiling=false",
+                *(
+                    [f"--audit-policy-file={self.audit_policy}", f"--audit-log-path={self.audit_log}"]
+                    if self.audit_policy
+                    else []
+                ),
             ],
             f"{self.server}/readyz",
         )
