@@ -248,7 +248,7 @@ def _to_plan(request: PlanRequest, profile: ModelProfile, ev: _Evaluation, rejec
         f"{request.precision} on {lay.gpus}x {request.gpu.key}: {lay.describe()}"
         f"{' +MTP' if ev.mtp else ''}, max-len {length}, "
         f"weights {heaviest.weights.total / GIB:.1f} GiB + KV {worst.free / GIB:.1f} GiB per GPU, "
-        f"{_tokens(kv_tokens)} KV tokens, {concurrent} x max-len at once; {validation.text.split(':')[0]}"
+        f"{_tokens(kv_tokens)} KV tokens, {concurrent} x max-len at once, {validation.short}"
     )
     return Plan(
         precision=request.precision,
