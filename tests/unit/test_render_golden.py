@@ -133,6 +133,9 @@ EXPECTED: dict[str, Expected] = {
             "--tensor-parallel-size": "4",
             "--max-model-len": "131072",  # context.maxModelLen
             "--kv-cache-dtype": "fp8",
+            # fp8 KV on SM 9.0: vLLM's default FlashAttention DiffKV path cannot serve it
+            # (README "GPU support"), only the Triton DiffKV backend can.
+            "--attention-backend": "TRITON_ATTN_DIFFKV",
             "--default-chat-template-kwargs": '{"enable_thinking":true}',  # thinking.default
         },
         absent=(*SINGLE_NODE_ABSENT, "--revision"),
@@ -184,6 +187,29 @@ EXPECTED: dict[str, Expected] = {
         pdb=True,
         hpa=(1, 4),
     ),
+    "fp8-kv-b200": Expected(
+        namespace="llm",
+        statefulsets={"mimo-fp8kv-b200": 1},
+        # B200: 183,359 MiB = 179.06 GiB x 0.90 = 161.2 GiB usable; fp8 weights 291.3 GiB / TP2 =
+        # 145.6 GiB + ~5.4 GiB reserved fits, and TP2 divides the 64 query heads: 2 GPUs.
+        gpus_per_pod="2",
+        product_label="NVIDIA-B200",
+        flags={
+            **SWITCHES,
+            "<model>": MODEL,
+            "--served-model-name": "mimo-fp8kv-b200",
+            "--tensor-parallel-size": "2",
+            "--max-model-len": "262144",  # context.maxModelLen
+            "--kv-cache-dtype": "fp8",
+            "--attention-backend": "TRITON_ATTN_DIFFKV",  # fp8 KV on SM 10.0, as on SM 9.0
+        },
+        absent=(*SINGLE_NODE_ABSENT, "--revision"),
+        requests={**DEFAULT_REQUESTS, "nvidia.com/gpu": "2"},
+        shm="20Gi",
+        model_volume=DOWNLOAD_VOLUME,
+        env={},
+        pdb=False,
+    ),
     "placement-extra-args": Expected(
         namespace="team-a",
         statefulsets={"mimo-placed": 1},
@@ -211,14 +237,16 @@ EXPECTED: dict[str, Expected] = {
 }
 
 # ---- Values that follow defaults the planner owns (maxModelLen auto, speculativeDecoding.mtp auto) --
-# Kept in one place: when a default changes, only this table changes. Today: auto max-model-len is
-# the model's full 262,144 where it fits; MTP auto is on unless the replica is pipeline parallel.
+# Kept in one place: when a default changes, only this table changes. Today: auto max-model-len stops
+# at 131,072 (the public vLLM recipe's stated maximum) where it fits; MTP auto is off (no public vLLM
+# run of this model with MTP).
 DEFAULT_DEPENDENT: dict[str, dict[str, Any]] = {
-    "fp8-h100": {"--max-model-len": "262144", "mtp": True},
-    "fp8-h200": {"mtp": True},
-    "bf16-h100-multinode": {"--max-model-len": "262144", "mtp": False},
-    "autoscaling": {"--max-model-len": "262144", "mtp": True},
-    "placement-extra-args": {"--max-model-len": "262144", "mtp": True},
+    "fp8-h100": {"--max-model-len": "131072", "mtp": False},
+    "fp8-h200": {"mtp": False},
+    "fp8-kv-b200": {"mtp": False},
+    "bf16-h100-multinode": {"--max-model-len": "131072", "mtp": False},
+    "autoscaling": {"--max-model-len": "131072", "mtp": False},
+    "placement-extra-args": {"--max-model-len": "131072", "mtp": False},
 }
 
 
