@@ -10,7 +10,6 @@ loops), and re-enqueues everything every resync period.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import dataclasses
 import logging
@@ -28,6 +27,7 @@ from mimo_operator.handlers.settings import OperatorSettings
 from mimo_operator.kube.cache import ChildCache
 from mimo_operator.kube.children import api_serves
 from mimo_operator.kube.client import KubeClient
+from mimo_operator.kube.lease import LeaderElector
 from mimo_operator.render import RenderConfig, child_kinds
 
 logger = logging.getLogger("mimo_operator")
@@ -261,6 +261,14 @@ async def run_operator(
     controller: Controller | None = None,
     stop_flag: asyncio.Event | None = None,
 ) -> None:
+    """kopf's watches plus the reconcile workers, until a signal (or `stop_flag`) stops kopf.
+
+    With `settings.leader_elect` the workers start only once this replica holds the Lease
+    (kube/lease.py); until then it watches and waits, writing nothing. Losing the lease stops the
+    workers and raises LeadershipLost, so the process exits non-zero and Kubernetes restarts it as
+    a standby. A graceful stop releases the lease after the workers have stopped.
+    """
+    metrics: OperatorMetrics | None = None
     if controller is None:
         metrics = OperatorMetrics()
         controller = Controller(settings, metrics.on_outcome, metrics.on_request, metrics.forget)
@@ -268,9 +276,32 @@ async def run_operator(
             metrics.serve(settings.metrics_port)
     registry = build_registry(controller)
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    worker = asyncio.create_task(controller.run())
-    try:
-        await kopf.operator(
+    if settings.leader_elect:
+        if not settings.lease_namespace:
+            raise ValueError("leader election needs the lease's namespace (lease_namespace)")
+        running = controller
+        elector = LeaderElector(
+            lambda: _connected_client(running),
+            settings.lease_namespace,
+            settings.lease_name,
+            lease_duration=settings.lease_duration_seconds,
+            renew_deadline=settings.renew_deadline_seconds,
+            retry_period=settings.retry_period_seconds,
+            on_leading=metrics.on_leading if metrics else None,
+        )
+
+        # A standby waiting for the lease is healthy; /healthz says which role this replica has.
+        @kopf.on.probe(id="leadership", registry=registry)
+        def leadership(**_: Any) -> str:
+            return elector.role()
+
+        worker = asyncio.create_task(_reconcile_while_leading(controller, elector))
+    else:
+        if metrics:
+            metrics.on_leading(True)
+        worker = asyncio.create_task(controller.run())
+    watching = asyncio.create_task(
+        kopf.operator(
             registry=registry,
             standalone=True,
             clusterwide=settings.all_namespaces,
@@ -278,7 +309,41 @@ async def run_operator(
             liveness_endpoint=liveness,
             stop_flag=stop_flag,
         )
+    )
+    try:
+        await asyncio.wait({worker, watching}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        for task in (worker, watching):
+            task.cancel()
+        results = await asyncio.gather(worker, watching, return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result  # LeadershipLost among them: the process must exit non-zero
+
+
+def _connected_client(controller: Controller) -> KubeClient:
+    if controller.client is None:
+        raise RuntimeError("no API client before kopf has logged in")
+    return controller.client
+
+
+async def _reconcile_while_leading(controller: Controller, elector: LeaderElector) -> None:
+    await controller.connected.wait()
+    client = _connected_client(controller)
+    # Every write of this replica, reconcile's and events alike, is refused once the lease is not
+    # surely ours; only the elector's own lease requests pass.
+    client.write_gate = elector.may_write
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await elector.acquire()
+        tasks = [asyncio.create_task(controller.run()), asyncio.create_task(elector.hold())]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # LeadershipLost, or whatever stopped the workers
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Only now, with no worker left that could write, may a standby take over at once.
+        await elector.release()
+        await client.close()
