@@ -290,12 +290,20 @@ async def run_operator(
             on_leading=metrics.on_leading if metrics else None,
         )
 
+        work = _LeaderWork(controller, elector)
+
         # A standby waiting for the lease is healthy; /healthz says which role this replica has.
         @kopf.on.probe(id="leadership", registry=registry)
         def leadership(**_: Any) -> str:
             return elector.role()
 
-        worker = asyncio.create_task(_reconcile_while_leading(controller, elector))
+        # On SIGTERM kopf stops its watches, runs cleanup handlers, then cancels every task left:
+        # stepping down here releases the lease before that.
+        @kopf.on.cleanup(registry=registry)
+        async def step_down(**_: Any) -> None:
+            await work.step_down()
+
+        worker = asyncio.create_task(work.run())
     else:
         if metrics:
             metrics.on_leading(True)
@@ -311,7 +319,9 @@ async def run_operator(
         )
     )
     try:
-        await asyncio.wait({worker, watching}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({worker, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if watching not in done and not worker.cancelled() and worker.exception() is None:
+            await watching  # the workers stepped down because kopf is stopping: let it finish
     finally:
         for task in (worker, watching):
             task.cancel()
@@ -327,23 +337,58 @@ def _connected_client(controller: Controller) -> KubeClient:
     return controller.client
 
 
-async def _reconcile_while_leading(controller: Controller, elector: LeaderElector) -> None:
-    await controller.connected.wait()
-    client = _connected_client(controller)
-    # Every write of this replica, reconcile's and events alike, is refused once the lease is not
-    # surely ours; only the elector's own lease requests pass.
-    client.write_gate = elector.may_write
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        await elector.acquire()
-        tasks = [asyncio.create_task(controller.run()), asyncio.create_task(elector.hold())]
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()  # LeadershipLost, or whatever stopped the workers
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        # Only now, with no worker left that could write, may a standby take over at once.
-        await elector.release()
-        await client.close()
+class _LeaderWork:
+    """The reconcile workers of a replica that must hold the Lease first (`run_operator` with
+    leader election): wait for the lease, run the controller while renewing it, and step down."""
+
+    def __init__(self, controller: Controller, elector: LeaderElector) -> None:
+        self.controller = controller
+        self.elector = elector
+        self._acquiring: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stepping: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Returns when stepped down; raises LeadershipLost when the lease could not be kept."""
+        controller = self.controller
+        await controller.connected.wait()
+        if self._stepping is not None:
+            return  # stopped before kopf had even logged in
+        # Every write of this replica, reconcile's and events alike, is refused once the lease is
+        # not surely ours; only the elector's own lease requests pass.
+        _connected_client(controller).write_gate = self.elector.may_write
+        self._acquiring = asyncio.create_task(self.elector.acquire())
+        try:
+            try:
+                await self._acquiring
+            except asyncio.CancelledError:
+                if self._stepping is None:
+                    raise  # this task itself was cancelled
+                return  # stepped down while still a standby
+            # Health counts from here: a standby that waited for hours has not been failing meanwhile.
+            controller.last_success = time.monotonic()
+            self._tasks = [asyncio.create_task(controller.run()), asyncio.create_task(self.elector.hold())]
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled():
+                    task.result()  # LeadershipLost, or whatever stopped the workers
+        finally:
+            await self.step_down()
+
+    async def step_down(self) -> None:
+        """Stop the workers, then release the lease so a standby takes over at once. Runs as kopf's
+        cleanup on a graceful stop (before kopf cancels leftover tasks), and when the work ends;
+        every caller waits for the one step-down."""
+        if self._stepping is None:
+            self._stepping = asyncio.create_task(self._step_down())
+        await asyncio.shield(self._stepping)
+
+    async def _step_down(self) -> None:
+        for task in (self._acquiring, *self._tasks):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Only now, with no worker left that could write, may a standby take over.
+        await self.elector.release()
+        if self.controller.client is not None:
+            await self.controller.client.close()
