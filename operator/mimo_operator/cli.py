@@ -1,7 +1,8 @@
 """`mimo-operator`: plan a deployment, list GPUs, render manifests, run the operator or the sandbox.
 
 Every subcommand returns an exit status instead of raising: 0 success, 1 bad arguments or input
-(one line on stderr, no traceback), 2 a plan that cannot work.
+(one line on stderr, no traceback), 2 a plan that cannot work, 3 (`run --leader-elect`) the leader
+lease was lost.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mimo_operator.render import RenderConfig, plan_for, render_children
 from mimo_operator.sandbox.command import add_sandbox_parser
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
+EXIT_LEADERSHIP_LOST = 3  # `run --leader-elect` only: this replica stopped leading and must restart
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -262,6 +264,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from mimo_operator.handlers.controller import run_operator
     from mimo_operator.handlers.settings import OperatorSettings
+    from mimo_operator.kube.lease import LeadershipLost
 
     try:
         settings = OperatorSettings.load(
@@ -271,6 +274,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             liveness_port=args.liveness_port,
             metrics_port=args.metrics_port,
+            leader_elect=True if args.leader_elect else None,
         )
     except (OSError, ValueError) as exc:
         raise UsageError(f"invalid operator configuration: {exc}".replace("\n", " ")) from None
@@ -279,6 +283,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not own:
             raise UsageError("say which namespaces to watch: --namespace NS (repeatable) or --all-namespaces")
         settings = settings.model_copy(update={"namespaces": [own]})
+    if settings.leader_elect and not settings.lease_namespace:
+        # The operator's own namespace in a pod; else the first namespace it watches.
+        lease_namespace = os.environ.get("POD_NAMESPACE") or next(iter(settings.namespaces), "")
+        if not lease_namespace:
+            raise UsageError("leader election: set MIMO_OPERATOR_LEASE_NAMESPACE or POD_NAMESPACE")
+        settings = settings.model_copy(update={"lease_namespace": lease_namespace})
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
@@ -290,6 +300,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         asyncio.run(run_operator(settings))
     except OSError as exc:  # e.g. the metrics or liveness port is taken
         raise UsageError(f"cannot start the operator: {exc}") from None
+    except LeadershipLost as exc:
+        # client-go's convention: a leader that lost its lease exits, and is restarted as a standby.
+        sys.stderr.write(f"mimo-operator: {exc}; exiting so that a restart makes this replica a standby\n")
+        return EXIT_LEADERSHIP_LOST
     return EXIT_OK
 
 
@@ -321,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["text", "json"])
     run.add_argument("--liveness-port", type=int, help="port of /healthz (0 disables)")
     run.add_argument("--metrics-port", type=int, help="port of the Prometheus /metrics endpoint (0 disables)")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="reconcile only while holding the leader Lease, so several replicas can run (HA)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
     demo = sub.add_parser("demo", help="run the examples on a sandbox cluster with simulated GPU nodes")

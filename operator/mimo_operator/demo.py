@@ -4,16 +4,20 @@ Starts the sandbox control plane with simulated GPU node pools, installs the CRD
 applies the examples (single-node, multi-node, and one that cannot work), waits for them to settle,
 and prints what a platform engineer would look at. Interactive runs keep the cluster up until
 Ctrl-C; `--non-interactive` tears it down and exits (used by the tests).
+
+SIGTERM stops the demo the way Ctrl-C does, at any point: the operator is started through the
+sandbox (`Sandbox.spawn`), so the sandbox's teardown ends it with the control plane, and the
+sandbox's signal handler hands over to the demo's, which unwinds to the same cleanup as Ctrl-C.
 """
 
 from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from mimo_operator.api.crd import crd_yaml
@@ -94,6 +98,10 @@ def _report(sandbox: Sandbox, items: list[Any]) -> None:
                 _say(f"  event {event['type']} {event['reason']}: {event['message']}")
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(examples_dir: Path, interactive: bool, timeout: float = 180.0) -> int:
     missing = [name for name in EXAMPLES if not (examples_dir / name).exists()]
     if missing:
@@ -101,52 +109,52 @@ def run_demo(examples_dir: Path, interactive: bool, timeout: float = 180.0) -> i
         return 1
     _say("Starting the sandbox: etcd, kube-apiserver, controller-manager, scheduler, kwok GPU nodes")
     _say("(the first run builds the Kubernetes binaries from source: 10-20 minutes; later runs take seconds)")
+    # Installed before the sandbox arms its own handler, which tears down and then calls this one.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     sandbox = Sandbox(pools=parse_pools(DEMO_POOLS))
-    operator: subprocess.Popen[bytes] | None = None
     try:
-        sandbox.start()
-        _say(f"Sandbox up in {sandbox.startup_seconds:.1f}s with nodes {', '.join(sandbox.node_names)}")
-        sandbox.kubectl("apply", "--server-side", "-f", "-", input=crd_yaml())
-        sandbox.kubectl("wait", "--for=condition=Established", "crd/mimodeployments.serving.mimo.dev")
-        sandbox.kubectl("create", "namespace", NAMESPACE)
-        sandbox.kubectl("apply", "-f", "-", input=bound_claims_json(NAMESPACE, *CLAIMS))
-        log_path = Path(sandbox.kubeconfig).parent / "operator.log"
-        with log_path.open("ab") as log:
-            operator = subprocess.Popen(
-                [sys.executable, "-m", "mimo_operator.cli", "run", "-n", NAMESPACE,
-                 "--liveness-port", "0", "--metrics-port", "0"],
-                env=sandbox.env(), stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        _say(f"Operator running (log: {log_path}); applying {', '.join(EXAMPLES)}")
-        for name in EXAMPLES:
-            sandbox.kubectl("-n", NAMESPACE, "apply", "-f", str(examples_dir / name))
-        deadline = time.monotonic() + timeout
-        done, items = _settled(sandbox)
-        while not done and time.monotonic() < deadline:
-            if operator.poll() is not None:
-                _say(f"demo: the operator exited with {operator.returncode}; see {log_path}")
-                return 1
-            time.sleep(1)
-            done, items = _settled(sandbox)
-        _report(sandbox, items)
-        if not done:
-            _say(f"\ndemo: not every deployment settled within {timeout:.0f}s; see {log_path}")
-            return 1
-        if interactive:
-            _say("\nThe sandbox stays up until Ctrl-C. In another terminal:")
-            _say(f"  export KUBECONFIG={sandbox.kubeconfig}")
-            _say(f"  export PATH={sandbox.bin_dir}:$PATH")
-            _say(f"  kubectl -n {NAMESPACE} get mimo,statefulsets,pods -o wide")
-            try:
-                signal.pause()
-            except KeyboardInterrupt:
-                _say("\nstopping ...")
-        return 0
+        return _run(sandbox, examples_dir, interactive, timeout)
+    except KeyboardInterrupt:
+        _say("\nstopping ...")
+        return 0 if interactive else 130
     finally:
-        if operator is not None and operator.poll() is None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-        sandbox.stop()
+        sandbox.stop()  # the operator first, then the control plane
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(sandbox: Sandbox, examples_dir: Path, interactive: bool, timeout: float) -> int:
+    sandbox.start()
+    _say(f"Sandbox up in {sandbox.startup_seconds:.1f}s with nodes {', '.join(sandbox.node_names)}")
+    sandbox.kubectl("apply", "--server-side", "-f", "-", input=crd_yaml())
+    sandbox.kubectl("wait", "--for=condition=Established", "crd/mimodeployments.serving.mimo.dev")
+    sandbox.kubectl("create", "namespace", NAMESPACE)
+    sandbox.kubectl("apply", "-f", "-", input=bound_claims_json(NAMESPACE, *CLAIMS))
+    operator = sandbox.spawn(
+        "operator",
+        [sys.executable, "-m", "mimo_operator.cli", "run", "-n", NAMESPACE,
+         "--liveness-port", "0", "--metrics-port", "0"],
+        env=sandbox.env(),
+    )  # fmt: skip
+    log_path = sandbox.log_path("operator")
+    _say(f"Operator running (log: {log_path}); applying {', '.join(EXAMPLES)}")
+    for name in EXAMPLES:
+        sandbox.kubectl("-n", NAMESPACE, "apply", "-f", str(examples_dir / name))
+    deadline = time.monotonic() + timeout
+    done, items = _settled(sandbox)
+    while not done and time.monotonic() < deadline:
+        if operator.poll() is not None:
+            _say(f"demo: the operator exited with {operator.returncode}; see {log_path}")
+            return 1
+        time.sleep(1)
+        done, items = _settled(sandbox)
+    _report(sandbox, items)
+    if not done:
+        _say(f"\ndemo: not every deployment settled within {timeout:.0f}s; see {log_path}")
+        return 1
+    if interactive:
+        _say("\nThe sandbox stays up until Ctrl-C. In another terminal:")
+        _say(f"  export KUBECONFIG={sandbox.kubeconfig}")
+        _say(f"  export PATH={sandbox.bin_dir}:$PATH")
+        _say(f"  kubectl -n {NAMESPACE} get mimo,statefulsets,pods -o wide")
+        signal.pause()  # until a signal: Ctrl-C and SIGTERM raise KeyboardInterrupt
+    return 0

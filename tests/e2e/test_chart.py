@@ -54,14 +54,17 @@ def _install(sandbox: Sandbox, namespace: str, *values: str) -> str:
 
 
 def _operator_pod_admitted(sandbox: Sandbox, namespace: str, release: str) -> dict[str, Any]:
+    """Every replica of the operator Deployment (2 by default: leader and standby) Running."""
+    replicas = get_json(sandbox, "-n", namespace, "get", "deployment", release)["spec"]["replicas"]
+
     def running() -> Any:
         pods = get_json(
             sandbox, "-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={release}"
         )
         phases = [p["status"].get("phase") for p in pods["items"]]
-        return pods["items"][0] if phases == ["Running"] else NotYet(phases)
+        return pods["items"][0] if phases == ["Running"] * replicas else NotYet(phases)
 
-    pod: dict[str, Any] = wait_for(running, timeout=60, description=f"{release} operator pod Running")
+    pod: dict[str, Any] = wait_for(running, timeout=60, description=f"{release} operator pods Running")
     return pod
 
 

@@ -26,11 +26,23 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, sandbox: Sandbox, namespace: str, log_dir: Path, resync_seconds: float = 300) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        namespace: str,
+        log_dir: Path,
+        resync_seconds: float = 300,
+        *,
+        name: str = "operator",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.sandbox = sandbox
         self.namespace = namespace
-        self.log_path = log_dir / "operator.log"
+        self.log_path = log_dir / f"{name}.log"
         self.resync_seconds = resync_seconds
+        self.extra_args = args
+        self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.liveness_port = 0
@@ -39,8 +51,9 @@ class OperatorProcess:
         self.metrics_port, self.liveness_port = free_port(), free_port()
         env = self.sandbox.env()
         env["MIMO_OPERATOR_RESYNC_SECONDS"] = str(self.resync_seconds)
+        env.update(self.extra_env)
         argv = ["run", "-n", self.namespace, "--metrics-port", str(self.metrics_port),
-                "--liveness-port", str(self.liveness_port)]  # fmt: skip
+                "--liveness-port", str(self.liveness_port), *self.extra_args]  # fmt: skip
         self.proc = launch(argv, env, self.log_path)
         wait_healthy(self.proc, self.liveness_port, self.log_tail)
         return self

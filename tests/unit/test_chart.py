@@ -52,7 +52,8 @@ def test_lint_strict_passes(helm: Path, extra: list[str]) -> None:
 def test_cluster_wide_mode_grants_a_cluster_role_and_runs_all_namespaces(helm: Path) -> None:
     docs = render(helm)
     assert [d["metadata"]["name"] for d in find(docs, "ClusterRole")] == ["mimo-operator"]
-    assert not find(docs, "Role")
+    # The only namespaced Role is leader election's, for the Lease in the release namespace.
+    assert [d["metadata"]["name"] for d in find(docs, "Role")] == ["mimo-operator-leader-election"]
     container = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["run", "--all-namespaces"]
     assert "--log-format=json" in container["args"]
@@ -61,8 +62,12 @@ def test_cluster_wide_mode_grants_a_cluster_role_and_runs_all_namespaces(helm: P
 def test_namespaced_mode_grants_a_role_per_namespace_and_nothing_cluster_wide(helm: Path) -> None:
     docs = render(helm, *NAMESPACED)
     assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
-    assert sorted(r["metadata"]["namespace"] for r in find(docs, "Role")) == ["team-a", "team-b"]
-    assert sorted(r["metadata"]["namespace"] for r in find(docs, "RoleBinding")) == ["team-a", "team-b"]
+    for kind in ("Role", "RoleBinding"):
+        assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in find(docs, kind)) == [
+            ("mimo-system", "mimo-operator-leader-election"),
+            ("team-a", "mimo-operator"),
+            ("team-b", "mimo-operator"),
+        ]
     args = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--all-namespaces" not in args
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
@@ -77,9 +82,13 @@ def test_rbac_has_no_wildcards_and_never_touches_secrets_or_pods(helm: Path) -> 
                 assert not {"secrets", "pods/exec", "pods/log", "configmaps"} & set(rule["resources"]), rule
                 if "pods" in rule["resources"]:
                     assert rule["verbs"] == ["list"], rule
-                assert not {"update", "deletecollection", "escalate", "bind", "impersonate"} & set(
-                    rule["verbs"]
-                ) or rule["resources"] == ["mimodeployments/finalizers"], rule
+                # update only where it grants no write on any object (finalizers) or on the one Lease
+                # leader election renews, named.
+                assert (
+                    not {"update", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
+                    or rule["resources"] == ["mimodeployments/finalizers"]
+                    or (rule["resources"] == ["leases"] and rule.get("resourceNames") == ["mimo-operator"])
+                ), rule
 
 
 def test_the_rendered_crd_is_the_committed_crd_plus_helm_metadata(helm: Path) -> None:
@@ -133,15 +142,77 @@ def test_optional_servicemonitor_and_networkpolicy_are_off_by_default(helm: Path
     [
         ("rbca:\n  create: true\n", "additional properties 'rbca' not allowed"),
         ("replicaCount: two\n", "got string, want integer"),
-        ("replicaCount: 2\n", "value must be one of 0, 1"),
+        ("leaderElection:\n  enabled: false\nreplicaCount: 2\n", "maximum: got 2, want 1"),
+        ("replicaCount: -1\n", "minimum: got -1, want 0"),
         ("operator:\n  vllmImag: x\n", "additional properties 'vllmImag' not allowed"),
         ("operator:\n  logFormat: xml\n", "value must be one of 'json', 'text'"),
         ("rbac:\n  namespaces: Team_A\n", "got string, want array"),
         ('crds:\n  keep: "yes"\n', "got string, want boolean"),
     ],
-    ids=["typo-top-level", "wrong-type", "two-replicas", "typo-nested", "bad-enum", "ns-not-list", "bool"],
+    ids=[
+        "typo-top-level",
+        "wrong-type",
+        "two-without-election",
+        "negative",
+        "typo-nested",
+        "bad-enum",
+        "ns-not-list",
+        "bool",
+    ],
 )
 def test_schema_refuses_typos_and_wrong_types(helm: Path, tmp_path: Path, values: str, message: str) -> None:
     proc = run_helm(helm, "template", "mimo", str(CHART), values=values, tmp_path=tmp_path)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def _operator(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (deployment,) = find(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return deployment, container
+
+
+def test_two_replicas_elect_a_leader_and_roll_without_a_gap_by_default(helm: Path) -> None:
+    docs = render(helm)
+    deployment, container = _operator(docs)
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    assert "--leader-elect" in container["args"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["MIMO_OPERATOR_LEASE_NAME"] == "mimo-operator"
+    (pdb,) = find(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_lease_rbac_is_create_plus_get_and_update_of_the_one_lease(helm: Path) -> None:
+    docs = render(helm, "--set", "fullnameOverride=ops")
+    (role,) = [r for r in find(docs, "Role") if r["metadata"]["name"] == "ops-leader-election"]
+    assert role["metadata"]["namespace"] == "mimo-system"
+    assert [(r["verbs"], r.get("resourceNames")) for r in role["rules"]] == [
+        (["create"], None),
+        (["get", "update"], ["ops"]),
+    ]
+    assert {g for r in role["rules"] for g in r["apiGroups"]} == {"coordination.k8s.io"}
+    (binding,) = [b for b in find(docs, "RoleBinding") if b["metadata"]["name"] == "ops-leader-election"]
+    assert binding["roleRef"]["name"] == "ops-leader-election"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ops", "namespace": "mimo-system"}]
+    _, container = _operator(docs)
+    assert {"name": "MIMO_OPERATOR_LEASE_NAME", "value": "ops"} in container["env"]
+
+
+def test_one_replica_gets_no_pdb_that_would_block_drains(helm: Path) -> None:
+    assert not find(render(helm, "--set", "replicaCount=1"), "PodDisruptionBudget")
+
+
+def test_without_leader_election_one_replica_recreated_and_no_lease_rights(helm: Path) -> None:
+    docs = render(helm, "--set", "leaderElection.enabled=false", "--set", "replicaCount=1")
+    deployment, container = _operator(docs)
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in container["args"]
+    assert not [r for r in find(docs, "Role") if "leader-election" in r["metadata"]["name"]]

@@ -76,8 +76,17 @@ class OperatorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "mimo_operator_leader",
+            "1 while this replica reconciles (holds the leader Lease, or runs without leader election), "
+            "0 while it stands by.",
+            registry=self.registry,
+        )
         self._phases: dict[Key, str] = {}
         self._changed_at: dict[Key, float] = {}
+
+    def on_leading(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
 
     def on_request(self, verb: str, resource: str, code: int) -> None:
         self.api_requests.labels(verb, resource, str(code)).inc()

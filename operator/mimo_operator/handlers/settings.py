@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mimo_operator.kube.lease import (
+    LEASE_DURATION_SECONDS,
+    RENEW_DEADLINE_SECONDS,
+    RETRY_PERIOD_SECONDS,
+    validate_timings,
+)
 from mimo_operator.render import DEFAULT_VLLM_IMAGE, RenderConfig
 
 
@@ -40,6 +46,23 @@ class OperatorSettings(BaseSettings):
     """Prometheus that KEDA ScaledObjects query (spec.autoscaling.engine: keda)."""
     discovery_seconds: float = Field(default=300.0, gt=0)
     """How long a finding that an optional API (KEDA, PodMonitor) is or is not served is reused."""
+    leader_elect: bool = False
+    """Reconcile only while holding the leader Lease (kube/lease.py), so several replicas can run."""
+    lease_name: str = "mimo-operator"
+    """Name of the coordination.k8s.io Lease; replicas of one installation share it."""
+    lease_namespace: str = ""
+    """Namespace of the Lease; empty means POD_NAMESPACE, else the first watched namespace."""
+    lease_duration_seconds: float = Field(default=LEASE_DURATION_SECONDS, gt=0)
+    """A standby takes over a lease it has seen unchanged for this long (client-go's default)."""
+    renew_deadline_seconds: float = Field(default=RENEW_DEADLINE_SECONDS, gt=0)
+    """The leader stops writing and exits when it could not renew for this long."""
+    retry_period_seconds: float = Field(default=RETRY_PERIOD_SECONDS, gt=0)
+    """How often the leader renews and a standby looks at the lease."""
+
+    @model_validator(mode="after")
+    def _lease_timings(self) -> OperatorSettings:
+        validate_timings(self.lease_duration_seconds, self.renew_deadline_seconds, self.retry_period_seconds)
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -76,6 +76,14 @@ def _ssl_of(info: Any) -> ssl.SSLContext | bool:
     return False if info.insecure else info.as_ssl_context()
 
 
+class WriteFenced(Exception):
+    """A write refused before it was sent: this replica may not write (it is not, or no longer
+    surely, the leader; see kube/lease.py). Not an ApiError: the API server never saw it."""
+
+    def __init__(self, verb: str, path: str) -> None:
+        super().__init__(f"{verb} {path}: refused locally, this replica does not hold the leader lease")
+
+
 class KubeClient:
     """Async REST client; construct with `from_connection_info()` and close with `close()`.
 
@@ -97,6 +105,9 @@ class KubeClient:
         self.requests: Counter[tuple[str, str]] = Counter()
         self._on_request = on_request
         self._relogin = relogin
+        # With leader election: asked before every request that is not a read, including each
+        # retry, so a replica that lost (or may have lost) its lease sends nothing that changes state.
+        self.write_gate: Callable[[], bool] | None = None
 
     @classmethod
     def from_connection_info(
@@ -161,13 +172,19 @@ class KubeClient:
         params: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        fenced: bool = True,
     ) -> dict[str, Any]:
-        """One API call, retried on throttling and server errors with a short backoff."""
+        """One API call, retried on throttling and server errors with a short backoff.
+
+        `fenced=False` skips the write gate: only for the leader lease itself, whose writes are how
+        a replica becomes (or stops being) the one that may write."""
         resource = resource_of(path)
         data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
         delay = 0.2
         relogged = False
         for attempt in range(5):
+            if fenced and method not in ("GET", "HEAD") and self.write_gate and not self.write_gate():
+                raise WriteFenced(verb, path)
             self.requests[(verb, resource)] += 1
             session = await self._client()
             headers = dict(self._headers)
@@ -277,8 +294,13 @@ class KubeClient:
             verb, "PATCH", path, body=patch, content_type="application/merge-patch+json"
         )
 
-    async def create(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
-        return await self.request("create", "POST", path, body=obj)
+    async def create(self, path: str, obj: dict[str, Any], fenced: bool = True) -> dict[str, Any]:
+        return await self.request("create", "POST", path, body=obj, fenced=fenced)
+
+    async def update(self, path: str, obj: dict[str, Any], fenced: bool = True) -> dict[str, Any]:
+        """PUT: replaces the object; with metadata.resourceVersion set, a 409 means someone else
+        changed it first (optimistic concurrency, what leader election relies on)."""
+        return await self.request("update", "PUT", path, body=obj, fenced=fenced)
 
     async def delete(self, path: str, uid: str | None = None) -> None:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}

@@ -8,6 +8,9 @@ whole group and a startup failure can show the component's own words.
 Teardown is guaranteed three ways, because a leaked etcd or apiserver would poison the next run:
 `stop()` (also via the context manager and the pytest fixture), an atexit hook, and a SIGTERM/SIGHUP
 handler; in the foreground the children also get PR_SET_PDEATHSIG so they die with a SIGKILLed parent.
+Processes a user of the sandbox starts against it (the demo's operator) go through `spawn()` and are
+ended the same ways, first. The signal handler chains: after teardown it calls the handler that was
+installed before it (so the program's own cleanup runs), and only re-raises the signal if there was none.
 With `background=True` (what `mimo-operator sandbox up` uses) none of that is armed after a successful
 start: the processes outlive the caller and `Sandbox.attach(state_dir).stop()` ends them later.
 """
@@ -192,6 +195,7 @@ class Sandbox:
         self.server = ""
         self.startup_seconds: float | None = None
         self._components: dict[str, _Component] = {}
+        self._guests: dict[str, _Component] = {}  # processes spawn() started for the sandbox's user
         self._stopped = True
         self._armed = False
         self._previous_handlers: dict[int, Any] = {}
@@ -278,8 +282,11 @@ class Sandbox:
     def stop(self) -> None:
         """Kill every component's process group (newest first) and remove what the sandbox wrote."""
         with self._lock:
-            if self._stopped and not self._components:
+            if self._stopped and not self._components and not self._guests:
                 return
+            # The sandbox's users first: an operator outliving its API server would only log errors.
+            for name in reversed(list(self._guests)):
+                self._kill(self._guests.pop(name))
             for name in reversed(COMPONENTS):
                 comp = self._components.pop(name, None)
                 if comp is not None:
@@ -350,6 +357,25 @@ class Sandbox:
             )
         return proc
 
+    def spawn(
+        self, name: str, argv: Sequence[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a process that belongs with the sandbox (the demo's operator) and must not outlive it:
+        its own process group, PR_SET_PDEATHSIG in the foreground, and ended by stop() before the
+        control plane, on every path stop() runs on (call, atexit, SIGTERM/SIGHUP). Its output goes
+        to `log_path(name)`."""
+        if self._stopped:
+            raise SandboxError(f"cannot start {name!r}: the sandbox is not running")
+        if name in COMPONENTS or name in self._guests:
+            raise SandboxError(f"cannot start {name!r}: the name is taken")
+        comp = self._spawn(name, argv, "", env=env, guest=True)
+        assert comp.popen is not None
+        return comp.popen
+
+    def log_path(self, name: str) -> Path:
+        """The log of a component or of a process started with spawn()."""
+        return self._dir() / "logs" / f"{name}.log"
+
     def env(self) -> dict[str, str]:
         """Environment for subprocesses that should talk to the sandbox (KUBECONFIG, PATH with bin_dir)."""
         env = dict(os.environ)
@@ -379,8 +405,15 @@ class Sandbox:
             else:
                 path.unlink(missing_ok=True)
 
-    def _spawn(self, name: str, argv: Sequence[str], health_url: str) -> _Component:
-        log_path = self._dir() / "logs" / f"{name}.log"
+    def _spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        health_url: str,
+        env: dict[str, str] | None = None,
+        guest: bool = False,
+    ) -> _Component:
+        log_path = self.log_path(name)
         # Foreground children die with us; background ones must outlive the `sandbox up` command.
         die_with_parent = not self.background and threading.current_thread() is threading.main_thread()
         with log_path.open("ab") as log_fh:
@@ -389,15 +422,19 @@ class Sandbox:
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
-                cwd=self._dir() / "run",
+                cwd=None if guest else self._dir() / "run",
+                env=env,
                 start_new_session=True,  # own process group: teardown kills the component and its children
                 preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
             )
         comp = _Component(
             name=name, pid=popen.pid, log=log_path, health_url=health_url, popen=popen, argv=tuple(argv)
         )
-        self._components[name] = comp
-        self._write_state()  # at once, so `down` or a later sweep can find a half-started sandbox
+        if guest:
+            self._guests[name] = comp
+        else:
+            self._components[name] = comp
+            self._write_state()  # at once, so `down` or a later sweep can find a half-started sandbox
         log.debug("started %s (pid %d): %s", name, popen.pid, " ".join(argv))
         return comp
 
