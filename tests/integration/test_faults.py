@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -464,6 +464,18 @@ def _forget_history(sb: Sandbox) -> None:
         pass
 
 
+def _during_a_watch_gap(sb: Sandbox, operator: OperatorProcess, change: Callable[[], None]) -> None:
+    """`change` happens while the operator cannot see it: paused, its watches broken first, and the
+    history compacted after, so it can only learn of the change by listing again."""
+    _pause(operator)
+    try:
+        _break_watches(sb)
+        change()
+        _forget_history(sb)
+    finally:
+        _resume(operator)
+
+
 def _exists(sb: Sandbox, ns: str, *what: str) -> bool:
     return sb.kubectl("-n", ns, "get", *what, check=False).returncode == 0
 
@@ -474,13 +486,7 @@ def test_a_child_deleted_during_a_watch_gap_is_recreated(
     sb = fault_sandbox
     apply(sb, ns, mimo("mimo-gap"))
     wait_ready(sb, ns, "mimo-gap")
-    _pause(operator)
-    try:
-        _break_watches(sb)
-        sb.kubectl("-n", ns, "delete", "service", "mimo-gap-pods")
-        _forget_history(sb)
-    finally:
-        _resume(operator)
+    _during_a_watch_gap(sb, operator, lambda: sb.kubectl("-n", ns, "delete", "service", "mimo-gap-pods"))
     wait_for(
         lambda: _exists(sb, ns, "service", "mimo-gap-pods"),
         timeout=90,
@@ -495,18 +501,16 @@ def test_a_deployment_deleted_during_a_watch_gap_is_forgotten_not_resurrected(
     sb = fault_sandbox
     apply(sb, ns, mimo("mimo-ghost"))
     wait_ready(sb, ns, "mimo-ghost")
-    _pause(operator)
-    try:
-        _break_watches(sb)
+
+    def delete_and_collect() -> None:
         sb.kubectl("-n", ns, "delete", "mimo", "mimo-ghost", "--wait=true")
         wait_for(
             lambda: not children(sb, ns),
             timeout=60,
             description="children of the deleted deployment garbage-collected",
         )
-        _forget_history(sb)
-    finally:
-        _resume(operator)
+
+    _during_a_watch_gap(sb, operator, delete_and_collect)
     applies_before = operator.requests(("apply",))
     # The sync point: the operator forgot the deployment (its phase gauge drops). Before, nothing told
     # it the deployment was gone, and the next resync or child event reconciled the stale body.

@@ -33,6 +33,18 @@ async def server(handler: Handler) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def error_of(url: str, call: Callable[[KubeClient], Awaitable[Any]]) -> ApiError:
+    """The ApiError `call` raises with a fresh client."""
+    client = KubeClient.from_connection_info(info(url, "t"))
+    try:
+        await call(client)
+    except ApiError as exc:
+        return exc
+    finally:
+        await client.close()
+    raise AssertionError("no error raised")
+
+
 def info(url: str, token: str) -> SimpleNamespace:
     return SimpleNamespace(server=url, token=token, scheme="Bearer", insecure=True)
 
@@ -71,14 +83,8 @@ def test_client_errors_are_not_retried_and_plain_text_bodies_are_decoded() -> No
 
     async def scenario() -> ApiError:
         async with server(handler) as url:
-            client = KubeClient.from_connection_info(info(url, "t"))
-            try:
-                await client.create("/api/v1/namespaces/a/services", {"kind": "Service"})
-            except ApiError as exc:
-                return exc
-            finally:
-                await client.close()
-        raise AssertionError("no error raised")
+            path = "/api/v1/namespaces/a/services"
+            return await error_of(url, lambda c: c.create(path, {"kind": "Service"}))
 
     exc = run(scenario())
     assert (exc.status, exc.message) == (422, "404 page not found")
@@ -169,17 +175,13 @@ def test_watch_refusals_raise_with_the_server_message(status: int) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.json_response({"message": f"refused {status}"}, status=status)
 
+    async def drain(client: KubeClient) -> None:
+        async for _ in client.watch("/api/v1/namespaces/a/services", "1"):
+            pass
+
     async def scenario() -> ApiError:
         async with server(handler) as url:
-            client = KubeClient.from_connection_info(info(url, "t"))
-            try:
-                async for _ in client.watch("/api/v1/namespaces/a/services", "1"):
-                    pass
-            except ApiError as exc:
-                return exc
-            finally:
-                await client.close()
-        raise AssertionError("no error raised")
+            return await error_of(url, drain)
 
     exc = run(scenario())
     assert (exc.status, exc.message) == (status, f"refused {status}")
