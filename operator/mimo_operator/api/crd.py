@@ -250,8 +250,20 @@ def _spec_schema() -> Schema:
     _add_rules(
         props["model"]["properties"]["cache"],
         _rule(
-            "!(has(self.persistentVolumeClaim) && has(self.hostPath))",
-            "spec.model.cache: set one of persistentVolumeClaim or hostPath, not both",
+            "[has(self.persistentVolumeClaim), has(self.hostPath), has(self.volumeClaimTemplate)]"
+            ".filter(x, x).size() <= 1",
+            "spec.model.cache: set one of persistentVolumeClaim, hostPath or volumeClaimTemplate",
+            reason="FieldValueForbidden",
+        ),
+        _rule(
+            "!has(self.fetch) || self.fetch != 'job' || !has(self.hostPath)",
+            "spec.model.cache.fetch: job needs a claim; with hostPath use vllm or none",
+            reason="FieldValueForbidden",
+        ),
+        _rule(
+            "!has(self.fetch) || self.fetch != 'job' || !has(self.persistentVolumeClaim)"
+            " || !has(self.persistentVolumeClaim.readOnly) || !self.persistentVolumeClaim.readOnly",
+            "spec.model.cache.fetch: job cannot write to a readOnly persistentVolumeClaim",
             reason="FieldValueForbidden",
         ),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
 from mimo_operator.api import constants as c
+from mimo_operator.handlers.weights import gate_on_weights
 from mimo_operator.kube.cache import ChildCache
 from mimo_operator.kube.children import (
     ChildRejected,
@@ -179,6 +180,7 @@ async def reconcile(
         live = await observe_children(client, owner, kinds)
     else:
         live = await cache.children(client, owner.namespace, owner.name, kinds)
+    desired, weights = await gate_on_weights(client, md, config, desired, live)
     conflicts = await find_conflicts(client, owner, desired, live)
     if conflicts:
         message = (
@@ -213,6 +215,8 @@ async def reconcile(
         problems += pod_problems(await list_pods(client, owner), sync.statefulsets)
         if problems:
             new = status_of(problems=problems)
+    if weights is not None:
+        new = weights.apply(new, utcnow(), md.metadata.generation)
     outcome = Outcome(
         phase=new.phase,
         applied=sync.applied,
@@ -227,6 +231,9 @@ async def reconcile(
     if _announces(old, new, "Ready") and new.phase == "Ready":
         await post_event(client, body, "Normal", "Ready", f"{new.ready} replicas ready: {result.summary}")
         outcome.events.append("Ready")
+    if weights is not None and weights.announces_failure and _announces(old, new, "WeightsReady"):
+        await post_event(client, body, "Warning", weights.reason, weights.message)
+        outcome.events.append(weights.reason)
     if old.phase == "Failed" and _announces(old, new, "Planned"):
         await post_event(client, body, "Normal", "Planned", result.summary)
         outcome.events.append("Planned")
