@@ -36,6 +36,8 @@ Key = tuple[str, str]
 # Children whose changes (including deletion) must bring the owner back to its rendered state.
 WATCHED_CHILDREN: tuple[tuple[str, str, str], ...] = (
     ("apps", "v1", "statefulsets"),
+    ("batch", "v1", "jobs"),  # the weights download Job: its completion releases the StatefulSets
+    ("", "v1", "persistentvolumeclaims"),  # the weights claim of spec.model.cache.volumeClaimTemplate
     ("", "v1", "services"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
