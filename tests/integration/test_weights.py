@@ -91,3 +91,26 @@ def test_no_vllm_pod_while_the_weights_cannot_be_fetched(
     assert _items(sandbox, namespace, "statefulsets") == []
     assert [p for p in _items(sandbox, namespace, "pods") if "job-name" not in p["metadata"]["labels"]] == []
     assert obj["status"]["weights"]["location"].startswith("pvc/mimo-fp8-h100-weights:/models/")
+
+
+def test_the_api_server_refuses_cache_specs_that_cannot_work(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    cases = [
+        (
+            {"persistentVolumeClaim": {"claimName": "w"}, "volumeClaimTemplate": {"size": "400Gi"}},
+            "set one of persistentVolumeClaim, hostPath or volumeClaimTemplate",
+        ),
+        ({"hostPath": {"path": "/mnt/w"}, "fetch": "job"}, "fetch: job needs a claim"),
+        (
+            {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}, "fetch": "job"},
+            "job cannot write to a readOnly persistentVolumeClaim",
+        ),
+    ]
+    body = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    for cache, expected in cases:
+        body["spec"]["model"]["cache"] = cache
+        proc = sandbox.kubectl(
+            "-n", namespace, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(body), check=False
+        )
+        assert proc.returncode != 0 and expected in proc.stderr, (cache, proc.stderr)

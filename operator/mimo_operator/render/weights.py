@@ -32,6 +32,7 @@ PERMANENT_FAILURES = (
     FailureKind.CHECKSUM_MISMATCH,
 )
 FETCH_RETRIES = 3
+IMAGE_UID = 65532
 
 
 def fetch_mode(md: MimoDeployment) -> FetchMode:
@@ -146,7 +147,9 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
             # The fetcher talks to the Hub only; it holds no Kubernetes credentials at all.
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            # The operator image runs as 65532 (images/operator/Dockerfile); fsGroup makes the claim
+            # writable for it.
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, "fsGroup": IMAGE_UID},
             "containers": [container],
             "volumes": [{"name": WEIGHTS_VOLUME, "persistentVolumeClaim": {"claimName": claim}}],
         },
