@@ -6,7 +6,7 @@ from typing import Any
 import yaml
 
 from mimo_operator.api import MimoDeploymentStatus, parse_mimo_deployment
-from mimo_operator.handlers.weights import final_report, weights_gate
+from mimo_operator.handlers.weights import final_report, progress_text, weights_gate
 from mimo_operator.render import RenderConfig
 from tests.unit.test_render_golden import GOLDEN
 
@@ -91,3 +91,27 @@ def test_the_newest_pods_report_wins() -> None:
     ]
     report = final_report(pods)
     assert report is not None and report["phase"] == "Complete"
+
+
+def test_progress_reads_as_percent_and_time_left() -> None:
+    gib = 1024**3
+    assert progress_text(
+        {"bytesDone": 132 * gib, "bytesTotal": 313 * gib, "etaSeconds": 2 * 3600 + 5 * 60}
+    ) == ("42% ETA 2h05m")
+    assert progress_text({"bytesDone": 300 * gib, "bytesTotal": 313 * gib, "etaSeconds": 90}) == "95% ETA 1m"
+    assert progress_text({"bytesDone": 313 * gib, "bytesTotal": 313 * gib, "etaSeconds": None}) == "100%"
+    assert progress_text({"phase": "Resolving", "bytesDone": 0, "bytesTotal": 0}) is None
+
+
+def test_a_fetchers_report_reaches_the_status_as_progress() -> None:
+    report = {
+        "phase": "Downloading",
+        "bytesDone": 50,
+        "bytesTotal": 200,
+        "bytesPerSecond": 10,
+        "etaSeconds": 15,
+    }
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job(None), report)
+    assert gate.state == "Downloading"
+    assert gate.weights.progress == "25% ETA 1m"
+    assert gate.weights.bytes_per_second == 10

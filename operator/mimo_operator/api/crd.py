@@ -332,6 +332,12 @@ def _printer_columns() -> list[Schema]:
             "description": "GPUs per replica",
         },
         {"name": "Max-Len", "type": "integer", "jsonPath": ".status.plan.maxModelLen"},
+        {
+            "name": "Weights",
+            "type": "string",
+            "jsonPath": ".status.weights.progress",
+            "description": "download progress of the weights: percent and time left",
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Plan", "type": "string", "jsonPath": ".status.plan.summary", "priority": 1},
     ]

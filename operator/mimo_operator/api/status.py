@@ -79,6 +79,9 @@ class WeightsStatus(_Status):
     """Size of the checkpoint at that commit."""
     bytes_per_second: int | None = None
     """Recent download rate."""
+    progress: str | None = None
+    """Percent done (and time left), for kubectl get, from the fetcher's last report (e.g. "100%", or
+    "37%" where a failed download stopped)."""
     job: str | None = None
     """The download Job."""
 

@@ -87,6 +87,18 @@ def final_report(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(reports, key=lambda item: item[0])[1] if reports else None
 
 
+def progress_text(report: dict[str, Any]) -> str | None:
+    """ "42% ETA 12m" from a fetcher report; "100%" when complete; None before any number."""
+    done, total = report.get("bytesDone"), report.get("bytesTotal")
+    if not isinstance(done, int) or not isinstance(total, int) or total <= 0:
+        return None
+    text = f"{min(100, done * 100 // total)}%"
+    eta = report.get("etaSeconds")
+    if isinstance(eta, int) and done < total:
+        text += f" ETA {eta // 3600}h{eta % 3600 // 60:02d}m" if eta >= 3600 else f" ETA {max(1, eta // 60)}m"
+    return text
+
+
 def weights_gate(
     md: MimoDeployment,
     config: RenderConfig,
@@ -97,6 +109,7 @@ def weights_gate(
     """What the Job's state means for the deployment (pure)."""
     report = report or {}
     weights = WeightsStatus(
+        progress=progress_text(report),
         location=weights_location(md, config),
         revision=revision_of(md),
         sha=report.get("sha"),
@@ -147,6 +160,8 @@ async def gate_on_weights(
         pods = await client.list(
             KINDS[("v1", "Pod")].collection(md.metadata.namespace), f"{JOB_NAME_LABEL}={name}"
         )
+        # Only an ended pod has a termination message: progress while it runs would need pods/log,
+        # which the operator is deliberately not granted (logs of every pod in the namespace).
         report = final_report(pods)
     gate = weights_gate(md, config, name, live_job, report)
     if gate.state == "Ready":
