@@ -305,11 +305,11 @@ def test_status_and_printer_columns(crd: Sandbox, ns: str) -> None:
     assert stored["status"] == status
 
     header, row = crd.kubectl("get", "mimo", "columns", "-n", ns, "-o", "wide").stdout.splitlines()
-    assert header.split() == ["NAME", "PHASE", "READY", "GPUS", "MAX-LEN", "AGE", "PLAN"]
+    assert header.split() == ["NAME", "PHASE", "READY", "GPUS", "MAX-LEN", "WEIGHTS", "AGE", "PLAN"]
     assert row.split()[:5] == ["columns", "Ready", "1/1", "8", "262144"]
     assert row.endswith("fp8 on 8x H100-80GB: TP8 +MTP")
     narrow = crd.kubectl("get", "mimod", "columns", "-n", ns).stdout.splitlines()[0].split()
-    assert narrow == ["NAME", "PHASE", "READY", "GPUS", "MAX-LEN", "AGE"]
+    assert narrow == ["NAME", "PHASE", "READY", "GPUS", "MAX-LEN", "WEIGHTS", "AGE"]
 
     # The scale subresource reads status.replicas and status.selector for autoscalers.
     scale = json.loads(

@@ -223,6 +223,7 @@ def test_subresources_and_printer_columns() -> None:
         "Ready": ("string", ".status.ready", 0),
         "GPUs": ("integer", ".status.plan.gpusPerReplica", 0),
         "Max-Len": ("integer", ".status.plan.maxModelLen", 0),
+        "Weights": ("string", ".status.weights.progress", 0),
         "Age": ("date", ".metadata.creationTimestamp", 0),
         "Plan": ("string", ".status.plan.summary", 1),
     }

@@ -105,19 +105,21 @@ EXPECTED: dict[str, Expected] = {
         product_label=H100,
         flags={
             **SWITCHES,
-            "<model>": MODEL,
+            # A writable weights claim: the download Job fills it, vLLM serves the local copy of the
+            # pinned revision (<claim>/<repo with -- for />/<revision>), so no --revision.
+            "<model>": f"/models/XiaomiMiMo--MiMo-V2-Flash/{REVISION}",
             "--served-model-name": "mimo-v2-flash",
-            "--revision": REVISION,
             "--tensor-parallel-size": "8",
             "--gpu-memory-utilization": "0.9",
         },
-        absent=(*SINGLE_NODE_ABSENT, "--kv-cache-dtype", "--default-chat-template-kwargs"),
+        absent=(*SINGLE_NODE_ABSENT, "--kv-cache-dtype", "--default-chat-template-kwargs", "--revision"),
         requests={**DEFAULT_REQUESTS, "nvidia.com/gpu": "8"},
         shm="20Gi",
         model_volume={"persistentVolumeClaim": {"claimName": "mimo-weights", "readOnly": False}},
         env={
             "HF_TOKEN": {"secretKeyRef": {"name": "hf-token", "key": "token"}},
             "VLLM_API_KEY": {"secretKeyRef": {"name": "mimo-api-key", "key": "key"}},
+            "HF_HUB_OFFLINE": "1",  # the weights are local: a restart never touches the network
         },
         pdb=True,  # 2 replicas
     ),

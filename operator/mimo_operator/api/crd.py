@@ -250,8 +250,20 @@ def _spec_schema() -> Schema:
     _add_rules(
         props["model"]["properties"]["cache"],
         _rule(
-            "!(has(self.persistentVolumeClaim) && has(self.hostPath))",
-            "spec.model.cache: set one of persistentVolumeClaim or hostPath, not both",
+            "[has(self.persistentVolumeClaim), has(self.hostPath), has(self.volumeClaimTemplate)]"
+            ".filter(x, x).size() <= 1",
+            "spec.model.cache: set one of persistentVolumeClaim, hostPath or volumeClaimTemplate",
+            reason="FieldValueForbidden",
+        ),
+        _rule(
+            "!has(self.fetch) || self.fetch != 'job' || !has(self.hostPath)",
+            "spec.model.cache.fetch: job needs a claim; with hostPath use vllm or none",
+            reason="FieldValueForbidden",
+        ),
+        _rule(
+            "!has(self.fetch) || self.fetch != 'job' || !has(self.persistentVolumeClaim)"
+            " || !has(self.persistentVolumeClaim.readOnly) || !self.persistentVolumeClaim.readOnly",
+            "spec.model.cache.fetch: job cannot write to a readOnly persistentVolumeClaim",
             reason="FieldValueForbidden",
         ),
     )
@@ -320,6 +332,12 @@ def _printer_columns() -> list[Schema]:
             "description": "GPUs per replica",
         },
         {"name": "Max-Len", "type": "integer", "jsonPath": ".status.plan.maxModelLen"},
+        {
+            "name": "Weights",
+            "type": "string",
+            "jsonPath": ".status.weights.progress",
+            "description": "download progress of the weights: percent and time left",
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Plan", "type": "string", "jsonPath": ".status.plan.summary", "priority": 1},
     ]

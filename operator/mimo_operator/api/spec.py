@@ -68,17 +68,62 @@ class HostPathSource(_Model):
     """A directory on every GPU node (e.g. a local NVMe cache)."""
 
 
+# Storage sizes as Kubernetes quantities, binary or decimal units (e.g. 400Gi, 1Ti).
+StorageSize = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$", max_length=32)]
+
+
+class CacheClaimTemplate(_Model):
+    size: StorageSize
+    """Capacity of the claim the operator creates; the fetcher refuses to start when it cannot hold the
+    checkpoint (fp8: 313 GB)."""
+    storage_class_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """StorageClass of the claim. Default: the cluster's default class."""
+    access_modes: Annotated[
+        list[Literal["ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce", "ReadWriteOncePod"]],
+        Field(min_length=1, max_length=4),
+    ] = ["ReadWriteMany"]
+    """ReadWriteMany lets the download Job and every vLLM pod on every node mount it."""
+
+
+FetchMode = Literal["job", "vllm", "none"]
+
+
 class ModelCache(_Model):
     persistent_volume_claim: PvcSource | None = None
-    """Weights on a PersistentVolumeClaim (ReadWriteMany or ReadOnlyMany for several pods)."""
+    """Weights on a PersistentVolumeClaim you own (ReadWriteMany or ReadOnlyMany for several pods)."""
     host_path: HostPathSource | None = None
     """Weights in a directory on the node."""
+    volume_claim_template: CacheClaimTemplate | None = None
+    """A claim the operator creates for the weights (named <name>-weights, deleted with the
+    MimoDeployment)."""
+    fetch: FetchMode | None = None
+    """job: a download Job fetches, verifies and pins the weights before any vLLM pod starts, and vLLM
+    reads them offline. vllm: vLLM downloads them itself at start. none: the weights are already in
+    the volume (air-gapped); model.name is their path. Default: job on a claim the operator may write
+    (volumeClaimTemplate, or a persistentVolumeClaim that is not readOnly), vllm on hostPath, none on a
+    read-only claim."""
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelCache:
-        if self.persistent_volume_claim is not None and self.host_path is not None:
-            raise ValueError("set one of persistentVolumeClaim and hostPath, not both")
+        sources = [self.persistent_volume_claim, self.host_path, self.volume_claim_template]
+        if sum(source is not None for source in sources) > 1:
+            raise ValueError("set one of persistentVolumeClaim, hostPath and volumeClaimTemplate")
+        if self.fetch == "job":
+            if self.host_path is not None:
+                raise ValueError("fetch: job needs a claim; with hostPath use fetch: vllm or none")
+            if self.persistent_volume_claim is not None and self.persistent_volume_claim.read_only:
+                raise ValueError("fetch: job cannot write to a readOnly persistentVolumeClaim")
         return self
+
+    def fetch_mode(self) -> FetchMode:
+        """Who puts the weights into this cache (see `fetch`)."""
+        if self.fetch is not None:
+            return self.fetch
+        if self.volume_claim_template is not None:
+            return "job"
+        if self.persistent_volume_claim is not None:
+            return "none" if self.persistent_volume_claim.read_only else "job"
+        return "vllm"
 
 
 class ModelSource(_Model):

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-Phase = Literal["Pending", "Deploying", "Ready", "Degraded", "Failed"]
+Phase = Literal["Pending", "Downloading", "Deploying", "Ready", "Degraded", "Failed"]
 
 
 class _Status(BaseModel):
@@ -80,11 +80,31 @@ class PlanStatus(_Status):
     """Changes only when the rendered workload must change."""
 
 
+class WeightsStatus(_Status):
+    location: str
+    """Where the weights live: pvc/<claim>:<directory>."""
+    revision: str
+    """The revision asked for (spec.model.revision, or main)."""
+    sha: str | None = None
+    """The commit the revision resolved to, as the fetcher pinned and verified it."""
+    bytes_done: int | None = None
+    """Bytes fetched and present so far."""
+    bytes_total: int | None = None
+    """Size of the checkpoint at that commit."""
+    bytes_per_second: int | None = None
+    """Recent download rate."""
+    progress: str | None = None
+    """Percent done (and time left), for kubectl get, from the fetcher's last report (e.g. "100%", or
+    "37%" where a failed download stopped)."""
+    job: str | None = None
+    """The download Job."""
+
+
 class MimoDeploymentStatus(_Status):
     observed_generation: int | None = None
     """The metadata.generation this status describes."""
     phase: Phase | None = None
-    """Pending, Deploying, Ready, Degraded or Failed."""
+    """Pending, Downloading (the weights), Deploying, Ready, Degraded or Failed."""
     conditions: list[Condition] = []
     """Planned, Ready, Progressing, Degraded and ModelPinned, each with reason and message."""
     plan: PlanStatus | None = None
@@ -99,3 +119,5 @@ class MimoDeploymentStatus(_Status):
     """Label selector of the leader pods, for the scale subresource and autoscalers."""
     endpoint: str | None = None
     """In-cluster URL of the OpenAI-compatible API."""
+    weights: WeightsStatus | None = None
+    """The weights cache, when the operator fetches the weights (spec.model.cache.fetch: job)."""

@@ -94,6 +94,15 @@ def failure_announcements(
     return [_announce(old, new, "Planned", "Warning", reason, message)]
 
 
+def weights_announcements(
+    old: MimoDeploymentStatus, new: MimoDeploymentStatus, reason: str, message: str
+) -> list[Announcement]:
+    """The weights download failed (token, revision, disk, checksum, stall): one Warning per cause."""
+    if not changed(old, new, "WeightsReady"):
+        return []
+    return [_announce(old, new, "WeightsReady", "Warning", reason, message)]
+
+
 def serving_announcements(
     old: MimoDeploymentStatus,
     new: MimoDeploymentStatus,

@@ -20,6 +20,7 @@ from typing import Any
 
 from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
 from mimo_operator.handlers import events
+from mimo_operator.handlers.weights import gate_on_weights
 from mimo_operator.kube.cache import ChildCache
 from mimo_operator.kube.children import (
     ChildRejected,
@@ -218,6 +219,8 @@ async def reconcile(
     desired = render_children(md, plan, config, digest)
     owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
     live = await cache.children(client, owner.namespace, owner.name, child_kinds(config))
+    # No StatefulSet before the weights are complete (handlers/weights.py).
+    desired, weights = await gate_on_weights(client, md, config, desired, live)
     conflicts = await find_conflicts(client, owner, desired, live)
     if conflicts.strangers:
         taken = (
@@ -246,6 +249,8 @@ async def reconcile(
     new = await _serving_status(
         client, md, plan, digest, sync.statefulsets, expected, sync.autoscaler, config, owner
     )
+    if weights is not None:
+        new = weights.apply(new, utcnow(), md.metadata.generation)
     outcome = Outcome(
         phase=new.phase,
         applied=sync.applied,
@@ -257,4 +262,6 @@ async def reconcile(
         scaling_limited=any(x.type == "ScalingLimited" and x.status == "True" for x in new.conditions),
     )
     announcements = events.serving_announcements(old, new, plan.summary, POD_PROBLEM_REASONS)
+    if weights is not None and weights.announces_failure:
+        announcements += events.weights_announcements(old, new, weights.reason, weights.message)
     return await _record(client, body, old, new, announcements, outcome)

@@ -36,6 +36,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
         Kind("v1", "Node", "nodes", namespaced=False),
         Kind("apps/v1", "StatefulSet", "statefulsets"),
+        Kind("batch/v1", "Job", "jobs"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
         Kind(c.API_VERSION, c.KIND, c.PLURAL),

@@ -12,10 +12,13 @@ from mimo_operator.render.autoscaling import render_hpa, render_scaled_object
 from mimo_operator.render.config import RenderConfig
 from mimo_operator.render.monitoring import render_pod_monitor
 from mimo_operator.render.network import render_api_service, render_pdb, render_pods_service
+from mimo_operator.render.weights import render_cache_claim, render_fetch_job
 from mimo_operator.render.workload import render_statefulsets
 
 # Kinds the operator creates, in apply order; pruning walks the same list.
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "PersistentVolumeClaim"),
+    ("batch/v1", "Job"),
     ("v1", "Service"),
     ("apps/v1", "StatefulSet"),
     ("policy/v1", "PodDisruptionBudget"),
@@ -47,6 +50,8 @@ def render_children(
     replicas = md.spec.effective_replicas()
     digest = digest or plan_hash(md, plan, config)
     children: list[dict[str, Any] | None] = [
+        render_cache_claim(md),
+        render_fetch_job(md, config),
         render_api_service(md, plan),
         render_pods_service(md),
         *render_statefulsets(md, plan, config, replicas, digest),

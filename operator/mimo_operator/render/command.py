@@ -13,6 +13,7 @@ from mimo_operator.api import MimoDeployment
 from mimo_operator.api import constants as c
 from mimo_operator.planner import Plan
 from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.weights import fetch_mode, vllm_model_arg
 
 # vLLM reads the API key from this variable as well as from --api-key; the env form keeps the
 # secret out of the pod spec and out of `ps` output.
@@ -42,8 +43,8 @@ def vllm_serve_args(
     """Arguments after `vllm serve`, model first. Multi-node replicas pass `master_addr` and take
     their node rank from $(NODE_RANK), which Kubernetes expands from the pod's index."""
     spec = md.spec
-    args = [literal(spec.model.name), "--served-model-name", served_model_name(md)]
-    if spec.model.revision:
+    args = [literal(vllm_model_arg(md, config)), "--served-model-name", served_model_name(md)]
+    if spec.model.revision and fetch_mode(md) != "job":  # a fetched copy is that revision already
         args += ["--revision", spec.model.revision]
     args += ["--download-dir", config.model_mount_path, "--trust-remote-code"]
     args += ["--host", "0.0.0.0", "--port", str(c.HTTP_PORT)]

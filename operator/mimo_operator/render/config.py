@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mimo_operator import __version__
+
 # The vLLM release the operator's command lines are written and tested for: MiMo-V2-Flash runs from
 # 0.14, its reasoning/tool parsers from 0.20, MTP from 0.22; `mimo` parsers are registered in 0.33
 # (model-facts.md). tests/vllm_cli checks every rendered command with this version's own parser.
@@ -33,6 +35,11 @@ class RenderConfig:
     engine_init_seconds: int = 420
     termination_grace_seconds: int = 120
     model_mount_path: str = "/models"
+    # The image the weights download Job runs `python -m mimo_operator.fetcher` in: the operator's own
+    # (the chart's image.repository at its appVersion).
+    fetcher_image: str = f"mimo-operator:{__version__}"
+    # Seconds without a byte before the fetcher gives up as stalled (issue 14: "no progress for N minutes").
+    fetch_stall_seconds: int = 600
     # Optional APIs found in the cluster at reconcile time (discovery), not settings: children of
     # those kinds are rendered only when their CRDs are installed.
     keda_available: bool = False

@@ -14,6 +14,7 @@ from mimo_operator.render.command import API_KEY_ENV, GROUP_ENTRYPOINT, NODE_RAN
 from mimo_operator.render.config import ROCM_ENV, RenderConfig
 from mimo_operator.render.monitoring import SCRAPE_ANNOTATIONS
 from mimo_operator.render.probes import probes, startup_budget_seconds
+from mimo_operator.render.weights import cache_claim_name, vllm_offline_env
 
 MODEL_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
@@ -50,6 +51,7 @@ def _env(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: bool)
     if spec.serving.api_key_secret_ref:
         ref = spec.serving.api_key_secret_ref
         env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    env += vllm_offline_env(md)
     return env + [copy.deepcopy(item) for item in spec.serving.env]
 
 
@@ -61,6 +63,8 @@ def _model_volume(md: MimoDeployment, plan: Plan) -> dict[str, Any]:
             "name": MODEL_VOLUME,
             "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": pvc.read_only},
         }
+    if cache and cache.volume_claim_template:
+        return {"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": cache_claim_name(md)}}
     if cache and cache.host_path:
         return {"name": MODEL_VOLUME, "hostPath": {"path": cache.host_path.path, "type": "DirectoryOrCreate"}}
     # No cache: every start downloads the checkpoint again. Sized for it with room to spare.

@@ -1,0 +1,193 @@
+"""The weights cache as Kubernetes objects (pure): the claim, the download Job, and what the vLLM
+container needs to read the weights from it offline.
+
+Why a Job and not vLLM: a download inside `vllm serve` runs inside the startup probe's window, in
+every pod, on every restart, and a wrong token shows up as a crash loop. The Job runs the fetcher
+(`mimo_operator.fetcher`) once per (repository, revision) into `<mount>/<org>--<name>/<revision>`;
+the vLLM StatefulSets are created only after it completed (handlers/weights.py), and vLLM then
+serves that directory with HF_HUB_OFFLINE=1, so no restart, reschedule or scale-up touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from mimo_operator.api import MimoDeployment
+from mimo_operator.api import constants as c
+from mimo_operator.api.spec import FetchMode
+from mimo_operator.fetcher.outcome import FailureKind
+from mimo_operator.render import names
+from mimo_operator.render.config import RenderConfig
+
+FETCHER_CONTAINER = "fetcher"
+WEIGHTS_VOLUME = "model-cache"
+# The fetcher ends with these codes when retrying cannot help (token, 404, disk, checksum); a stall
+# or a network error (14, 15) may pass on a new pod, so the Job retries those within backoffLimit.
+PERMANENT_FAILURES = (
+    FailureKind.UNAUTHORIZED,
+    FailureKind.NOT_FOUND,
+    FailureKind.DISK_TOO_SMALL,
+    FailureKind.CHECKSUM_MISMATCH,
+)
+FETCH_RETRIES = 3
+IMAGE_UID = 65532
+
+
+def fetch_mode(md: MimoDeployment) -> FetchMode:
+    cache = md.spec.model.cache
+    return "vllm" if cache is None else cache.fetch_mode()
+
+
+def revision_of(md: MimoDeployment) -> str:
+    return md.spec.model.revision or "main"
+
+
+def weights_dir(md: MimoDeployment, config: RenderConfig) -> str:
+    """Where one (repository, revision) lives in the cache volume, as the pods mount it."""
+    repo_dir = md.spec.model.name.strip("/").replace("/", "--")
+    return f"{config.model_mount_path}/{repo_dir}/{revision_of(md)}"
+
+
+def cache_claim_name(md: MimoDeployment) -> str | None:
+    """The claim holding the weights: the user's, the operator's, or None (hostPath, emptyDir)."""
+    cache = md.spec.model.cache
+    if cache is None:
+        return None
+    if cache.persistent_volume_claim is not None:
+        return cache.persistent_volume_claim.claim_name
+    if cache.volume_claim_template is not None:
+        return f"{md.metadata.name}-weights"
+    return None
+
+
+def vllm_model_arg(md: MimoDeployment, config: RenderConfig) -> str:
+    """What `vllm serve` is given as the model: the local copy when the operator fetched it."""
+    return weights_dir(md, config) if fetch_mode(md) == "job" else md.spec.model.name
+
+
+def vllm_offline_env(md: MimoDeployment) -> list[dict[str, Any]]:
+    """With the weights fetched ahead, vLLM must never reach out to the Hub (huggingface_hub's
+    HF_HUB_OFFLINE, constants.py there): a restart then cannot start a second download."""
+    if fetch_mode(md) != "job":
+        return []
+    return [{"name": "HF_HUB_OFFLINE", "value": "1"}]
+
+
+def weights_location(md: MimoDeployment, config: RenderConfig) -> str:
+    """For status: the claim and directory holding this deployment's weights."""
+    return f"pvc/{cache_claim_name(md)}:{weights_dir(md, config)}"
+
+
+def render_cache_claim(md: MimoDeployment) -> dict[str, Any] | None:
+    cache = md.spec.model.cache
+    if cache is None or cache.volume_claim_template is None:
+        return None
+    template = cache.volume_claim_template
+    spec: dict[str, Any] = {
+        "accessModes": list(template.access_modes),
+        "resources": {"requests": {"storage": template.size}},
+    }
+    if template.storage_class_name is not None:
+        spec["storageClassName"] = template.storage_class_name
+    name = cache_claim_name(md)
+    assert name is not None
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": names.object_meta(md, name, "weights"),
+        "spec": spec,
+    }
+
+
+def _fetcher_args(md: MimoDeployment, config: RenderConfig) -> list[str]:
+    return [
+        "--repo",
+        md.spec.model.name,
+        "--revision",
+        revision_of(md),
+        "--dest",
+        weights_dir(md, config),
+        "--stall-seconds",
+        str(config.fetch_stall_seconds),
+    ]
+
+
+def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[str, Any]:
+    env: list[dict[str, Any]] = []
+    if md.spec.model.token_secret_ref is not None:
+        ref = md.spec.model.token_secret_ref
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    container: dict[str, Any] = {
+        "name": FETCHER_CONTAINER,
+        "image": config.fetcher_image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": ["python", "-m", "mimo_operator.fetcher"],
+        "args": _fetcher_args(md, config),
+        "env": env,
+        "volumeMounts": [{"name": WEIGHTS_VOLUME, "mountPath": config.model_mount_path}],
+        # The final JSON line (reason, bytes, commit) stays in the pod status after it ends.
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    # Without the deployment label: the fetcher's pod is not a vLLM pod, and the reconcile's reading
+    # of vLLM pods (why are they stuck?) must not see it. The Job controller adds job-name labels.
+    labels = {k: v for k, v in names.common_labels(md).items() if k != c.LABEL_DEPLOYMENT}
+    return {
+        "metadata": {"labels": {**labels, c.LABEL_COMPONENT: "weights"}},
+        "spec": {
+            "restartPolicy": "Never",
+            # The fetcher talks to the Hub only; it holds no Kubernetes credentials at all.
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            # The operator image runs as 65532 (images/operator/Dockerfile); fsGroup makes the claim
+            # writable for it.
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, "fsGroup": IMAGE_UID},
+            "containers": [container],
+            "volumes": [{"name": WEIGHTS_VOLUME, "persistentVolumeClaim": {"claimName": claim}}],
+        },
+    }
+
+
+def fetch_job_name(md: MimoDeployment, job_spec: dict[str, Any]) -> str:
+    """A Job's pod template is immutable: the name carries a hash of it, so a new revision or
+    image is a new Job (and the old one is pruned), never a rejected update."""
+    digest = hashlib.sha256(json.dumps(job_spec, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{md.metadata.name}-weights-{digest}"
+
+
+def render_fetch_job(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
+    """The download Job, when the operator fetches the weights; None otherwise."""
+    claim = cache_claim_name(md)
+    if fetch_mode(md) != "job" or claim is None:
+        return None
+    spec = {
+        "backoffLimit": FETCH_RETRIES,
+        # A refused token or a missing revision fails the Job at once instead of FETCH_RETRIES more pods.
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": FETCHER_CONTAINER,
+                        "operator": "In",
+                        "values": [kind.exit_code for kind in PERMANENT_FAILURES],
+                    },
+                }
+            ]
+        },
+        "template": _job_template(md, config, claim),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": names.object_meta(md, fetch_job_name(md, spec), "weights"),
+        "spec": spec,
+    }

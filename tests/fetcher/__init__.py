@@ -1,0 +1,1 @@
+"""Process tests of the weights fetcher against a local Hub."""

@@ -1,0 +1,116 @@
+"""The weights cache against the sandbox: the download Job comes first, the vLLM pods after it.
+
+kwok completes a Job's pod without running it, so these tests check the operator's side (order,
+gating, status); the fetcher itself is tested as a real process in tests/fetcher.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from mimo_operator.sandbox.cluster import Sandbox
+from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
+from tests.integration.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.sandbox
+
+
+def _mimo(sandbox: Sandbox, ns: str, name: str) -> Any:
+    return get_json(sandbox, "-n", ns, "get", "mimo", name)
+
+
+def _condition(obj: Any, type_: str) -> Any:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def _items(sandbox: Sandbox, ns: str, kind: str) -> list[Any]:
+    items: list[Any] = get_json(sandbox, "-n", ns, "get", kind)["items"]
+    return items
+
+
+def test_statefulset_is_created_only_after_the_download_job_completed(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    weights_pvc(sandbox, namespace)
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h100.yaml"))
+
+    def ready() -> Any:
+        obj = _mimo(sandbox, namespace, "mimo-fp8-h100")
+        if obj.get("status", {}).get("phase") == "Ready":
+            return obj
+        jobs = _items(sandbox, namespace, "jobs")
+        pods = [(p["metadata"]["name"], p.get("status", {})) for p in _items(sandbox, namespace, "pods")]
+        return NotYet((obj.get("status", {}).get("phase"), [j.get("status") for j in jobs], pods))
+
+    obj = wait_for(ready, timeout=90, description="Ready after the weights Job")
+
+    (job,) = _items(sandbox, namespace, "jobs")
+    (sts,) = _items(sandbox, namespace, "statefulsets")
+    assert job["status"]["succeeded"] == 1
+    # No StatefulSet existed before the weights were complete.
+    assert sts["metadata"]["creationTimestamp"] >= job["status"]["completionTime"]
+    cond = _condition(obj, "WeightsReady")
+    assert (cond["status"], cond["reason"]) == ("True", "Complete")
+    weights = obj["status"]["weights"]
+    assert weights["job"] == job["metadata"]["name"]
+    assert weights["location"] == (
+        "pvc/mimo-weights:/models/XiaomiMiMo--MiMo-V2-Flash/0123456789abcdef0123456789abcdef01234567"
+    )
+    vllm = sts["spec"]["template"]["spec"]["containers"][0]
+    assert vllm["args"][0] == "/models/XiaomiMiMo--MiMo-V2-Flash/0123456789abcdef0123456789abcdef01234567"
+    assert {"name": "HF_HUB_OFFLINE", "value": "1"} in vllm["env"]
+
+
+def test_no_vllm_pod_while_the_weights_cannot_be_fetched(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    # An operator-created claim; the sandbox has no storage provisioner, so it stays Pending and the
+    # download never starts: the deployment must wait in Downloading with no vLLM pod at all.
+    body = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    body["spec"]["model"]["cache"] = {"volumeClaimTemplate": {"size": "400Gi"}}
+    sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def downloading() -> Any:
+        obj = _mimo(sandbox, namespace, "mimo-fp8-h100")
+        cond = _condition(obj, "WeightsReady")
+        if obj.get("status", {}).get("phase") == "Downloading" and cond and cond["reason"] == "Downloading":
+            return obj
+        return NotYet(obj.get("status"))
+
+    obj = wait_for(downloading, timeout=60, description="phase Downloading")
+
+    (claim,) = _items(sandbox, namespace, "persistentvolumeclaims")
+    assert claim["metadata"]["name"] == "mimo-fp8-h100-weights"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "400Gi"
+    assert claim["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+    assert len(_items(sandbox, namespace, "jobs")) == 1
+    assert _items(sandbox, namespace, "statefulsets") == []
+    assert [p for p in _items(sandbox, namespace, "pods") if "job-name" not in p["metadata"]["labels"]] == []
+    assert obj["status"]["weights"]["location"].startswith("pvc/mimo-fp8-h100-weights:/models/")
+
+
+def test_the_api_server_refuses_cache_specs_that_cannot_work(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    cases = [
+        (
+            {"persistentVolumeClaim": {"claimName": "w"}, "volumeClaimTemplate": {"size": "400Gi"}},
+            "set one of persistentVolumeClaim, hostPath or volumeClaimTemplate",
+        ),
+        ({"hostPath": {"path": "/mnt/w"}, "fetch": "job"}, "fetch: job needs a claim"),
+        (
+            {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}, "fetch": "job"},
+            "job cannot write to a readOnly persistentVolumeClaim",
+        ),
+    ]
+    body = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    for cache, expected in cases:
+        body["spec"]["model"]["cache"] = cache
+        proc = sandbox.kubectl(
+            "-n", namespace, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(body), check=False
+        )
+        assert proc.returncode != 0 and expected in proc.stderr, (cache, proc.stderr)

@@ -1,0 +1,117 @@
+"""What the download Job's end means for the deployment: WeightsReady, the phase, one sentence."""
+
+import json
+from typing import Any
+
+import yaml
+
+from mimo_operator.api import MimoDeploymentStatus, parse_mimo_deployment
+from mimo_operator.handlers.weights import final_report, progress_text, weights_gate
+from mimo_operator.render import RenderConfig
+from tests.unit.test_render_golden import GOLDEN
+
+NOW = "2026-12-02T15:00:00Z"
+SHA = "9ec67986f2ca50b411f1108b842e745f57223a79"
+
+
+def _md() -> Any:
+    body = yaml.safe_load((GOLDEN / "fp8-h200.input.yaml").read_text())
+    body["spec"].setdefault("model", {})["cache"] = {"volumeClaimTemplate": {"size": "400Gi"}}
+    return parse_mimo_deployment(body)
+
+
+def _job(condition: str | None, message: str = "") -> dict[str, Any]:
+    conditions = [{"type": condition, "status": "True", "message": message}] if condition else []
+    return {"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": conditions}}
+
+
+def _pod(report: dict[str, Any], finished: str) -> dict[str, Any]:
+    terminated = {"exitCode": 0, "finishedAt": finished, "message": json.dumps(report)}
+    return {"status": {"containerStatuses": [{"name": "fetcher", "state": {"terminated": terminated}}]}}
+
+
+def test_complete_job_makes_weights_ready_with_the_pinned_commit() -> None:
+    md = _md()
+    report = {"phase": "Complete", "sha": SHA, "bytesDone": 313, "bytesTotal": 313, "reason": None}
+    gate = weights_gate(md, RenderConfig(), "w-1", _job("Complete"), report)
+
+    status = gate.apply(MimoDeploymentStatus(phase="Deploying"), NOW, 1)
+
+    cond = next(c for c in status.conditions if c.type == "WeightsReady")
+    assert (cond.status, cond.reason) == ("True", "Complete")
+    assert SHA in cond.message
+    assert status.weights is not None and status.weights.sha == SHA
+    assert status.weights.location == f"pvc/{md.metadata.name}-weights:/models/XiaomiMiMo--MiMo-V2-Flash/main"
+    assert status.phase == "Deploying"
+
+
+def test_running_job_shows_downloading_while_the_statefulsets_are_held() -> None:
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job(None), None)
+    held = type(gate)(gate.state, gate.reason, gate.message, gate.weights, holding=True)
+
+    status = held.apply(MimoDeploymentStatus(phase="Deploying"), NOW, 1)
+
+    assert status.phase == "Downloading"
+    cond = next(c for c in status.conditions if c.type == "WeightsReady")
+    assert (cond.status, cond.reason) == ("False", "Downloading")
+    assert not gate.announces_failure
+
+
+def test_failure_carries_the_fetchers_own_sentence() -> None:
+    sentence = "the Hub did not accept the token (401): invalid or revoked"
+    report = {"phase": "Failed", "reason": "Unauthorized", "message": sentence}
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job("Failed", "matching FailJob rule"), report)
+    held = type(gate)(gate.state, gate.reason, gate.message, gate.weights, holding=True)
+
+    status = held.apply(MimoDeploymentStatus(), NOW, 1)
+
+    assert status.phase == "Failed"
+    cond = next(c for c in status.conditions if c.type == "WeightsReady")
+    assert (cond.status, cond.reason, cond.message) == (
+        "False",
+        "Unauthorized",
+        f"weights download failed: {sentence}",
+    )
+    assert gate.announces_failure
+
+
+def test_failure_without_a_pod_left_is_read_from_the_exit_code() -> None:
+    job_message = (
+        "Container fetcher for pod llm/w-1-x failed with exit code 12 matching FailJob rule at index 0"
+    )
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job("Failed", job_message), None)
+    assert gate.reason == "DiskTooSmall"
+    assert job_message in gate.message
+
+
+def test_the_newest_pods_report_wins() -> None:
+    pods = [
+        _pod({"phase": "Failed", "reason": "Stalled"}, "2026-12-02T14:00:00Z"),
+        _pod({"phase": "Complete", "sha": SHA}, "2026-12-02T14:30:00Z"),
+    ]
+    report = final_report(pods)
+    assert report is not None and report["phase"] == "Complete"
+
+
+def test_progress_reads_as_percent_and_time_left() -> None:
+    gib = 1024**3
+    assert progress_text(
+        {"bytesDone": 132 * gib, "bytesTotal": 313 * gib, "etaSeconds": 2 * 3600 + 5 * 60}
+    ) == ("42% ETA 2h05m")
+    assert progress_text({"bytesDone": 300 * gib, "bytesTotal": 313 * gib, "etaSeconds": 90}) == "95% ETA 1m"
+    assert progress_text({"bytesDone": 313 * gib, "bytesTotal": 313 * gib, "etaSeconds": None}) == "100%"
+    assert progress_text({"phase": "Resolving", "bytesDone": 0, "bytesTotal": 0}) is None
+
+
+def test_a_fetchers_report_reaches_the_status_as_progress() -> None:
+    report = {
+        "phase": "Downloading",
+        "bytesDone": 50,
+        "bytesTotal": 200,
+        "bytesPerSecond": 10,
+        "etaSeconds": 15,
+    }
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job(None), report)
+    assert gate.state == "Downloading"
+    assert gate.weights.progress == "25% ETA 1m"
+    assert gate.weights.bytes_per_second == 10
