@@ -16,8 +16,8 @@ from typing import NoReturn
 import yaml
 
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
+from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, precision_problem, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
-from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
 from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest, plan
 from mimo_operator.planner.report import plan_as_dict, plan_as_table
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
@@ -106,7 +106,19 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         ),
         strategy=args.strategy,
     )
-    result = plan(request, MIMO_V2_FLASH)
+    config = None
+    if args.model_config is not None:
+        try:
+            config = args.model_config.read_text()
+        except OSError as err:
+            raise UsageError(f"cannot read --model-config: {err}") from None
+    try:
+        resolved = resolve_model(args.model, config, args.copy_of, args.precision)
+    except UnknownModel as err:
+        raise UsageError(str(err)) from None
+    profile = resolved.profile.without_encoders() if args.text_only else resolved.profile
+    mismatch = precision_problem(resolved, args.precision)
+    result = PlanError("PrecisionMismatch", mismatch) if mismatch else plan(request, profile)
     if args.output == "table":
         sys.stdout.write(plan_as_table(result) + "\n")
     else:
@@ -189,7 +201,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("plan", help="plan one replica of MiMo-V2-Flash on a GPU type, no cluster needed")
+    p = sub.add_parser("plan", help="plan one replica of a MiMo model on a GPU type, no cluster needed")
+    p.add_argument(
+        "--model", default="XiaomiMiMo/MiMo-V2-Flash", help=f"one of {', '.join(KNOWN_CHECKPOINTS)}"
+    )
+    p.add_argument("--model-config", type=Path, help="config.json of a fine-tune of a known architecture")
+    p.add_argument(
+        "--copy-of", choices=list(KNOWN_CHECKPOINTS), help="--model is a copy of this, in --precision"
+    )
+    p.add_argument("--text-only", action="store_true", help="multimodal models: skip the encoders")
     p.add_argument("--precision", choices=["bf16", "fp8", "int4"], default="fp8")
     p.add_argument("--gpu", default="H100-80GB", help=f"one of {', '.join(GPU_CATALOG)}, or custom")
     p.add_argument("--gpu-memory-gib", type=float, help="memory of a custom GPU, as the driver reports it")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mimo_operator.api.spec import MimoDeploymentSpec
+from mimo_operator.models.family import ResolvedModel, UnknownModel, precision_problem, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
-from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
 from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
 
 # Either flag makes vLLM store every layer's full KV (model-facts.md, "KV cache").
@@ -42,6 +44,24 @@ def plan_request_for(spec: MimoDeploymentSpec, gpu: GpuSpec) -> PlanRequest:
     )
 
 
+def model_for(spec: MimoDeploymentSpec) -> ResolvedModel | PlanError:
+    """The checkpoint the spec names (or describes with spec.model.config), with its profile as vLLM
+    will load it: without the encoders when every multimodal limit is 0."""
+    try:
+        resolved = resolve_model(spec.model.name, spec.model.config, spec.model.copy_of, spec.precision)
+    except UnknownModel as err:
+        return PlanError(err.reason, str(err))
+    limits = spec.model.multimodal_limits
+    if limits is not None and not resolved.serving.multimodal:
+        return PlanError(
+            "ModelNotMultimodal",
+            f"spec.model.multimodalLimits applies to multimodal models; {spec.model.name} serves text only",
+        )
+    if limits is not None and limits.text_only():
+        resolved = replace(resolved, profile=resolved.profile.without_encoders())
+    return resolved
+
+
 def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
     """Plan a spec; spec-level problems the CRD cannot catch come back as a PlanError too."""
     owned = spec.owned_flags_in_extra_args()
@@ -50,7 +70,13 @@ def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
             "ExtraArgsOwnedFlag",
             f"spec.serving.extraArgs sets {', '.join(owned)}, which the operator derives from the spec",
         )
+    resolved = model_for(spec)
+    if isinstance(resolved, PlanError):
+        return resolved
+    mismatch = precision_problem(resolved, spec.precision)
+    if mismatch is not None:
+        return PlanError("PrecisionMismatch", mismatch)
     gpu = gpu_for(spec)
     if isinstance(gpu, PlanError):
         return gpu
-    return plan(plan_request_for(spec, gpu), MIMO_V2_FLASH)
+    return plan(plan_request_for(spec, gpu), resolved.profile)
