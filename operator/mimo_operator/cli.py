@@ -16,12 +16,13 @@ from typing import NoReturn
 import yaml
 
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
-from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, precision_problem, resolve_model
+from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
 from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest, plan
 from mimo_operator.planner.report import plan_as_dict, plan_as_table
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
+from mimo_operator.render.planning import request_for_model
 from mimo_operator.sandbox.command import add_sandbox_parser
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
@@ -117,8 +118,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except UnknownModel as err:
         raise UsageError(str(err)) from None
     profile = resolved.profile.without_encoders() if args.text_only else resolved.profile
-    mismatch = precision_problem(resolved, args.precision)
-    result = PlanError("PrecisionMismatch", mismatch) if mismatch else plan(request, profile)
+    fitted = request_for_model(request, resolved)
+    result = fitted if isinstance(fitted, PlanError) else plan(fitted, profile)
     if args.output == "table":
         sys.stdout.write(plan_as_table(result) + "\n")
     else:

@@ -62,6 +62,23 @@ def model_for(spec: MimoDeploymentSpec) -> ResolvedModel | PlanError:
     return resolved
 
 
+def request_for_model(request: PlanRequest, resolved: ResolvedModel) -> PlanRequest | PlanError:
+    """Fit a request to what the checkpoint can do: the precision it is stored in, and MTP only when
+    its weights carry MTP blocks (vLLM's MTP drafter loads the first one)."""
+    mismatch = precision_problem(resolved, request.precision)
+    if mismatch is not None:
+        return PlanError("PrecisionMismatch", mismatch)
+    if resolved.profile.mtp_blocks == 0:
+        if request.mtp:
+            return PlanError(
+                "NoMtpWeights",
+                f"speculative decoding with MTP is on, but {resolved.profile.hf_repo} declares no MTP "
+                "blocks (num_nextn_predict_layers in its config.json): set speculativeDecoding.mtp: off",
+            )
+        return replace(request, mtp=False)
+    return request
+
+
 def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
     """Plan a spec; spec-level problems the CRD cannot catch come back as a PlanError too."""
     owned = spec.owned_flags_in_extra_args()
@@ -73,10 +90,10 @@ def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
     resolved = model_for(spec)
     if isinstance(resolved, PlanError):
         return resolved
-    mismatch = precision_problem(resolved, spec.precision)
-    if mismatch is not None:
-        return PlanError("PrecisionMismatch", mismatch)
     gpu = gpu_for(spec)
     if isinstance(gpu, PlanError):
         return gpu
-    return plan(plan_request_for(spec, gpu), resolved.profile)
+    request = request_for_model(plan_request_for(spec, gpu), resolved)
+    if isinstance(request, PlanError):
+        return request
+    return plan(request, resolved.profile)
