@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,11 +19,11 @@ import yaml
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
-from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest, plan
+from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
 from mimo_operator.planner.report import plan_as_dict, plan_as_table
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
-from mimo_operator.render.planning import request_for_model
+from mimo_operator.render.planning import model_notes, request_for_model
 from mimo_operator.sandbox.command import add_sandbox_parser
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
@@ -120,6 +121,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     profile = resolved.profile.without_encoders() if args.text_only else resolved.profile
     fitted = request_for_model(request, resolved)
     result = fitted if isinstance(fitted, PlanError) else plan(fitted, profile)
+    if isinstance(result, Plan):
+        result = replace(
+            result, notes=model_notes(replace(resolved, profile=profile), args.model) + result.notes
+        )
     if args.output == "table":
         sys.stdout.write(plan_as_table(result) + "\n")
     else:

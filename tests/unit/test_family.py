@@ -108,19 +108,26 @@ def _config_text(fixture: str, **changes: Any) -> str:
 
 
 def test_a_fine_tune_is_planned_from_its_own_config() -> None:
-    own = _plan(
-        {
-            "model": {"name": "acme/pro-sft", "config": _config_text("mimo-v2.5-pro.config.json")},
-            "gpu": {"type": "B200-192GB"},
-        }
+    config = _config_text("mimo-v2.5-pro.config.json")
+    own = _plan({"model": {"name": "acme/pro-sft", "config": config}, "gpu": {"type": "B200-192GB"}})
+    known = _plan(
+        {"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}, "speculativeDecoding": {"mtp": "on"}}
     )
-    known = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}})
     assert isinstance(own, Plan) and isinstance(known, Plan)
-    # Same shapes, same plan; the fine-tune's config says nothing about MTP blocks, so none are
-    # loaded and its weights per GPU are lower by exactly one MTP block's share.
+    # Same shapes, same layout. The fine-tune's config declares no MTP blocks, so the plan loads none
+    # and renders no --speculative-config (vLLM would fail to find the drafter's weights).
     assert own.tensor_parallel == known.tensor_parallel == 8
     assert not own.mtp and known.mtp
     assert own.weights_gib_per_gpu < known.weights_gib_per_gpu
+    assert any("acme/pro-sft" in note and "cannot check the files" in note for note in own.notes)
+    on = _plan(
+        {
+            "model": {"name": "acme/pro-sft", "config": config},
+            "gpu": {"type": "B200-192GB"},
+            "speculativeDecoding": {"mtp": "on"},
+        }
+    )
+    assert isinstance(on, PlanError) and on.reason == "NoMtpWeights"
 
 
 def test_a_fine_tune_config_without_a_needed_key_is_refused_naming_it() -> None:
@@ -232,6 +239,9 @@ def test_v2_5_text_only_leaves_the_encoders_out() -> None:
     # ViT 729M split over TP4 plus the 261M audio encoder on every rank, in bf16 (model card).
     saved = (729e6 / 4 + 261e6) * 2 / GIB
     assert omni.weights_gib_per_gpu - text.weights_gib_per_gpu == pytest.approx(saved, abs=0.02)
+    # The plan tells a person the encoders cost memory, and how to leave them out.
+    assert any("multimodalLimits" in note for note in omni.notes)
+    assert not any("multimodalLimits" in note for note in text.notes)
 
 
 @pytest.mark.parametrize("gpu", ["H100-80GB", "H200-141GB", "B200-192GB"])

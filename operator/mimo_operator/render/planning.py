@@ -79,6 +79,28 @@ def request_for_model(request: PlanRequest, resolved: ResolvedModel) -> PlanRequ
     return request
 
 
+def model_notes(resolved: ResolvedModel, name: str) -> tuple[str, ...]:
+    """What a person should know about the checkpoint behind a plan (status.plan.notes, CLI)."""
+    profile, notes = resolved.profile, []
+    if resolved.known is not None and resolved.known.revision:
+        notes.append(
+            f"sized from {resolved.known.name}'s config.json at revision {resolved.known.revision[:12]}; "
+            "pin spec.model.revision to it to serve exactly what was planned"
+        )
+    elif resolved.known is None:
+        notes.append(
+            f"{name}: sized as a {profile.official_precision} {profile.architecture} checkpoint from "
+            "spec.model.copyOf or spec.model.config; the planner cannot check the files themselves"
+        )
+    if profile.encoders:
+        total = sum(enc.params for enc in profile.encoders) * 2 / 2**30
+        notes.append(
+            f"{profile.name} loads its vision and audio encoders ({total:.1f} GiB in bf16); set "
+            "spec.model.multimodalLimits image, video and audio to 0 to serve text only without them"
+        )
+    return tuple(notes)
+
+
 def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
     """Plan a spec; spec-level problems the CRD cannot catch come back as a PlanError too."""
     owned = spec.owned_flags_in_extra_args()
@@ -96,4 +118,7 @@ def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
     request = request_for_model(plan_request_for(spec, gpu), resolved)
     if isinstance(request, PlanError):
         return request
-    return plan(request, resolved.profile)
+    result = plan(request, resolved.profile)
+    if isinstance(result, PlanError):
+        return result
+    return replace(result, notes=model_notes(resolved, spec.model.name) + result.notes)
