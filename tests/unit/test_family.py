@@ -340,3 +340,15 @@ def test_vllm_skips_encoders_limited_to_zero_and_mtp_covers_every_member() -> No
     speculative = _source("config/speculative.py")
     assert '"MiMoV2ForCausalLM": "MiMoV2MTPModel"' in speculative
     assert '"MiMoV2OmniForCausalLM": "MiMoV2OmniMTPModel"' in speculative
+
+
+def test_the_cli_plans_a_fine_tune_from_its_config_file(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(_config_text("mimo-v2.5-pro.config.json"))
+    assert main(["plan", "--model", "acme/pro-sft", "--model-config", str(path), "--gpu", "B200-192GB"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("fp8 on 8x B200-192GB: TP8,") and "cannot check the files" in out
+    path.write_text("{not json")
+    assert main(["plan", "--model", "acme/pro-sft", "--model-config", str(path)]) == 1
