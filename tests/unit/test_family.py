@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mimo_operator.api import parse_mimo_deployment
+from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.api.crd import build_crd
 from mimo_operator.cli import main
 from mimo_operator.models.family import KNOWN_CHECKPOINTS, known_profile
@@ -67,7 +67,7 @@ def test_the_crd_refuses_unknown_names_unless_a_copy_or_config_is_declared() -> 
     model = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
         "properties"
     ]["model"]
-    [rule] = model["x-kubernetes-validations"]
+    [rule] = [r for r in model["x-kubernetes-validations"] if " in [" in r["rule"]]
     listed = re.findall(r"'([^']+)'", rule["rule"].split(" in ", 1)[1].split("]", 1)[0])
     assert sorted(listed) == sorted(KNOWN_CHECKPOINTS)
     assert "has(self.copyOf)" in rule["rule"] and "has(self.config)" in rule["rule"]
@@ -353,3 +353,16 @@ def test_the_cli_plans_a_fine_tune_from_its_config_file(
     assert out.startswith("fp8 on 8x B200-192GB: TP8,") and "cannot check the files" in out
     path.write_text("{not json")
     assert main(["plan", "--model", "acme/pro-sft", "--model-config", str(path)]) == 1
+
+
+def test_a_copy_and_a_config_together_are_refused() -> None:
+    with pytest.raises(SpecInvalid, match="copyOf or config"):
+        _md(
+            {
+                "model": {
+                    "name": "/models/x",
+                    "copyOf": FLASH,
+                    "config": _config_text("mimo-v2-flash.config.json"),
+                }
+            }
+        )

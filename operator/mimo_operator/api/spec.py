@@ -99,6 +99,12 @@ class ModelSource(_Model):
                     "fieldPath": ".name",
                     "reason": "FieldValueNotSupported",
                 },
+                {
+                    "rule": "!(has(self.copyOf) && has(self.config))",
+                    "message": "spec.model: set one of copyOf (a copy of a known checkpoint) or config "
+                    "(a fine-tune's own config.json), not both",
+                    "reason": "FieldValueForbidden",
+                },
             ]
         }
     )
@@ -128,6 +134,12 @@ class ModelSource(_Model):
     multimodal_limits: MultimodalLimits | None = None
     """MiMo-V2.5 only: images, videos and audio clips per prompt. All three 0 serves it as text only,
     and vLLM then skips loading the vision and audio encoders."""
+
+    @model_validator(mode="after")
+    def _copy_or_config(self) -> ModelSource:
+        if self.copy_of is not None and self.config is not None:
+            raise ValueError("set one of copyOf or config, not both")
+        return self
 
 
 class GpuSelector(_Model):
