@@ -20,7 +20,8 @@ from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
 from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
-from mimo_operator.planner.report import plan_as_dict, plan_as_table
+from mimo_operator.planner.attention import attention_plan
+from mimo_operator.planner.report import plan_as_dict, plan_as_table, plan_explanation
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
 from mimo_operator.render.planning import model_notes, request_for_model
@@ -62,7 +63,7 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
+    return value  # the planner refuses values outside 0.5..0.98, with the reason
 
 
 def _expert(text: str) -> bool | None:
@@ -107,6 +108,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             expert=args.expert_parallel,
         ),
         strategy=args.strategy,
+        mtp={"auto": None, "on": True, "off": False}[args.mtp],
     )
     config = None
     if args.model_config is not None:
@@ -125,39 +127,65 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         result = replace(
             result, notes=model_notes(replace(resolved, profile=profile), args.model) + result.notes
         )
-    if args.output == "table":
+    if args.explain and not isinstance(result, PlanError):
+        sys.stdout.write(plan_explanation(result) + "\n")
+    elif args.output == "table":
         sys.stdout.write(plan_as_table(result) + "\n")
     else:
         _print(plan_as_dict(result), args.output)
     return EXIT_INFEASIBLE if isinstance(result, PlanError) else EXIT_OK
 
 
+def _attention_cell(gpu: GpuSpec, kv_cache_dtype: str) -> str:
+    """`FLASH_ATTN_DIFFKV`, `TRITON_ATTN_DIFFKV (flag)` or `no`: what planner/attention.py decides."""
+    choice = attention_plan(gpu, "fp8" if kv_cache_dtype == "fp8" else "auto")
+    if choice.problem is not None:
+        return "no"
+    if choice.backend is None:
+        return "unchecked"
+    return choice.backend + (" (flag)" if choice.flag else "")
+
+
 def _cmd_gpus(args: argparse.Namespace) -> int:
     rows: list[dict[str, str | int | float | bool]] = [
         {
             "key": g.key,
+            "vendor": g.vendor,
+            "architecture": g.arch_name,
             "product": g.product_label,
             "memoryMiB": g.memory_mib,
             "memoryGiB": round(g.memory_gib, 1),
             "bandwidthGBps": g.bandwidth_gbps,
             "nativeFp8": g.native_fp8,
             "perNode": g.default_per_node,
+            "attentionBf16Kv": _attention_cell(g, "auto"),
+            "attentionFp8Kv": _attention_cell(g, "fp8"),
         }
         for g in GPU_CATALOG.values()
     ]
     if args.output != "table":
         _print(rows, args.output)
         return EXIT_OK
-    header = ["GPU", "PRODUCT LABEL", "MiB", "GiB", "GB/s", "FP8", "PER NODE"]
+    header = [
+        "GPU",
+        "ARCH",
+        "PRODUCT LABEL",
+        "MiB",
+        "GB/s",
+        "PER NODE",
+        "ATTENTION bf16 KV",
+        "ATTENTION fp8 KV",
+    ]
     table = [header] + [
         [
             str(r["key"]),
+            str(r["architecture"]),
             str(r["product"]),
             str(r["memoryMiB"]),
-            str(r["memoryGiB"]),
             f"{r['bandwidthGBps']:g}",
-            "yes" if r["nativeFp8"] else "no",
             str(r["perNode"]),
+            str(r["attentionBf16Kv"]),
+            str(r["attentionFp8Kv"]),
         ]
         for r in rows
     ]
@@ -229,7 +257,18 @@ def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--data-parallel", type=_positive)
     p.add_argument("--expert-parallel", type=_expert, default=None, help="auto, true or false")
     p.add_argument("--strategy", choices=["latency", "throughput"], default="latency")
+    p.add_argument(
+        "--mtp",
+        choices=["off", "on", "auto"],
+        default="off",
+        help="MTP speculative decoding; opt-in: no public vLLM run of this model uses it (auto: on w/o PP)",
+    )
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the derivation: weight bytes per group, reserve, KV per layer kind, what vLLM will log",
+    )
     p.set_defaults(func=_cmd_plan)
 
 

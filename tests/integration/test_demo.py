@@ -23,7 +23,7 @@ def test_demo_prints_ready_deployments_plans_and_the_infeasible_event() -> None:
     out = proc.stdout
     table = out.split("$ kubectl get mimo -n mimo-demo -o wide\n", 1)[1].split("\n\n", 1)[0].splitlines()
     rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert rows["mimo-fp8-h100"][1:5] == ["Ready", "1/1", "8", "262144"]
+    assert rows["mimo-fp8-h100"][1:5] == ["Ready", "1/1", "8", "131072"]
     assert rows["mimo-bf16-h100"][1:4] == ["Ready", "1/1", "16"]
     assert rows["mimo-fp8-h200"][1:4] == ["Ready", "1/1", "4"]
     assert rows["mimo-infeasible"][1] == "Failed"

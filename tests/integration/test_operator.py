@@ -89,7 +89,7 @@ def test_fp8_on_h100_becomes_ready_with_plan_endpoint_and_columns(
 
     wide = sandbox.kubectl("-n", namespace, "get", "mimo", "-o", "wide").stdout
     row = wide.splitlines()[1].split()
-    assert row[:5] == ["mimo-fp8-h100", "Ready", "1/1", "8", "262144"]
+    assert row[:5] == ["mimo-fp8-h100", "Ready", "1/1", "8", "131072"]
     assert "TP8" in wide
     # kopf keeps no state on the object and handler results never reach status
     assert not [k for k in obj["metadata"].get("annotations", {}) if "kopf" in k]

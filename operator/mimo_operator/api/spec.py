@@ -15,9 +15,27 @@ from pydantic.alias_generators import to_camel
 from mimo_operator.api.flags import owned_flags_in
 from mimo_operator.models.family import KNOWN_CHECKPOINTS
 from mimo_operator.models.gpus import GPU_CATALOG
+from mimo_operator.models.limits import (
+    MAX_GPU_MEMORY_UTILIZATION,
+    MAX_MIN_CONCURRENCY,
+    MIN_GPU_MEMORY_UTILIZATION,
+    MIN_MODEL_LEN,
+)
 
 GpuType = Literal[
-    "H100-80GB", "H100-80GB-PCIE", "H200-141GB", "B200-192GB", "A100-80GB", "L40S-48GB", "custom"
+    "H100-80GB",
+    "H100-80GB-PCIE",
+    "H800-80GB",
+    "H20-96GB",
+    "H200-141GB",
+    "B200-192GB",
+    "B300-288GB",
+    "A100-80GB",
+    "L40S-48GB",
+    "MI300X-192GB",
+    "MI325X-256GB",
+    "MI355X-288GB",
+    "custom",
 ]
 assert set(GpuType.__args__) == {*GPU_CATALOG, "custom"}, "GpuType must list the catalog"  # type: ignore[attr-defined]
 
@@ -150,14 +168,19 @@ class GpuSelector(_Model):
     memory_gi_b: Annotated[float, Field(gt=0, le=1024)] | None = None
     """Memory of a custom GPU as its driver reports it, in GiB."""
     product_label: Annotated[str, Field(max_length=63)] | None = None
-    """nvidia.com/gpu.product value of the nodes to run on. Default: the catalog's label."""
+    """Node label value of the GPU product (nvidia.com/gpu.product, or amd.com/gpu.product-name for AMD
+    GPUs) of the nodes to run on. Default: the catalog's value."""
 
 
 class ContextSpec(_Model):
-    max_model_len: Annotated[int, Field(ge=1, le=1048576)] | Literal["auto"] = "auto"
-    """Longest request in tokens (at most the model's max_position_embeddings), or auto: most that fits."""
-    min_concurrency: Annotated[int, Field(ge=1, le=4096)] = 1
-    """Max-length requests that must fit in the KV cache at once."""
+    max_model_len: Annotated[int, Field(ge=MIN_MODEL_LEN, le=1048576)] | Literal["auto"] = "auto"
+    """Longest request in tokens (4096 up to the model's max_position_embeddings: 262144 for
+    MiMo-V2-Flash, 1048576 for MiMo-V2.5 and V2.5-Pro), or auto: the largest that fits, up to 131072
+    (the maximum the public vLLM recipe states for MiMo-V2-Flash; longer contexts are marked
+    unvalidated)."""
+    min_concurrency: Annotated[int, Field(ge=1, le=MAX_MIN_CONCURRENCY)] = 1
+    """Max-length requests that must fit in the KV cache at once (1 to 4096; at most 1024 per data
+    parallel rank, vLLM's default max-num-seqs)."""
 
 
 class ParallelismSpec(_Model):
@@ -202,8 +225,9 @@ class ThinkingSpec(_Model):
 
 
 class SpeculativeDecodingSpec(_Model):
-    mtp: Literal["auto", "on", "off"] = "auto"
-    """Multi-token prediction with the model's own MTP block. auto: on unless pipeline parallel."""
+    mtp: Literal["auto", "on", "off"] = "off"
+    """Multi-token prediction with the model's own MTP block (opt-in: no public vLLM run of this model
+    with MTP exists yet). auto: on unless pipeline parallel."""
 
 
 class ServingSpec(_Model):
@@ -253,15 +277,19 @@ class MimoDeploymentSpec(_Model):
     precision: Literal["bf16", "fp8", "int4"] = "fp8"
     """Weight precision. fp8 is the official checkpoint; bf16 and int4 need a copy you supply."""
     kv_cache_dtype: Literal["auto", "fp8"] = "auto"
-    """KV cache element type. auto follows the model (bf16); fp8 halves KV memory (opt-in)."""
+    """KV cache element type. auto follows the model (bf16); fp8 halves KV memory (opt-in: it needs
+    SM 8.9 or newer and vLLM's Triton DiffKV attention backend, which the operator then selects)."""
     gpu: GpuSelector = GpuSelector()
     """GPU kind the replicas run on."""
     context: ContextSpec = ContextSpec()
     """Context length and concurrency the KV cache must hold."""
     parallelism: ParallelismSpec = ParallelismSpec()
     """Optional overrides of the planned parallel sizes; each one set wins or is rejected with the reason."""
-    gpu_memory_utilization: Annotated[float, Field(gt=0.5, le=0.98)] = 0.90
-    """Fraction of each GPU's memory vLLM may use."""
+    gpu_memory_utilization: Annotated[
+        float, Field(gt=MIN_GPU_MEMORY_UTILIZATION, le=MAX_GPU_MEMORY_UTILIZATION)
+    ] = 0.90
+    """Fraction of each GPU's memory vLLM may use (above 0.5, at most 0.98; 0.9 as in the public vLLM
+    recipe)."""
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     """Model instances. With autoscaling the autoscaler writes it (scale subresource) and the
     operator clamps it to [minReplicas, maxReplicas]."""

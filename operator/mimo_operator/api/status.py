@@ -60,6 +60,20 @@ class PlanStatus(_Status):
     """Tokens the KV cache of one replica holds (full-attention layers; sliding ones keep a window)."""
     max_concurrent_at_max_len: int
     """Requests of max-model-len tokens that fit in the KV cache at once."""
+    attention_backend: str | None = None
+    """vLLM attention backend for this model on this GPU (FLASH_ATTN_DIFFKV or TRITON_ATTN_DIFFKV)."""
+    attention_backend_flag: bool = False
+    """Whether the operator passes --attention-backend because vLLM's default cannot run this setup."""
+    vllm_log_kv_cache_tokens: int | None = None
+    """What vLLM logs at start-up as "GPU KV cache size: N tokens" (summed over data parallel ranks)."""
+    vllm_log_max_concurrency: float | None = None
+    """What vLLM logs at start-up as "Maximum concurrency for L tokens per request: X" (per rank)."""
+    max_concurrent_prompts_at_max_len: int | None = None
+    """Max-length requests admitted when each arrives as a whole max-length prompt."""
+    validation: str = ""
+    """validated by <public source>, or unvalidated: what differs from every public run."""
+    notes: list[str] = []
+    """What the planner wants a person to know: warnings, backend choice, missing checkpoints."""
     summary: str
     """One line a person reads in kubectl get -o wide."""
     hash: str

@@ -44,7 +44,8 @@ def stage_layers(num_layers: int, pipeline: int) -> list[range]:
     return ranges
 
 
-def _divisor(group: ParamGroup, layout: Layout) -> int:
+def shard_divisor(group: ParamGroup, layout: Layout) -> int:
+    """How many GPUs of one stage split `group` (1 = every GPU holds all of it)."""
     if group.shard is Shard.REPLICATED:
         return 1
     if group.shard is Shard.KV_HEADS:
@@ -83,7 +84,7 @@ def weight_bytes_per_gpu(
         else:  # vLLM loads one MTP block, on the last pipeline stage, only with speculative decoding
             instances = 1 if (mtp and last) else 0
         size = instances * group.params_per_instance * group.storage_for(precision).bytes_per_param
-        share = size / _divisor(group, layout)
+        share = size / shard_divisor(group, layout)
         if group.shard is Shard.EXPERTS:
             experts += share
         else:

@@ -20,6 +20,7 @@ def plan_as_dict(result: Plan | PlanError) -> dict[str, Any]:
         "feasible": True,
         "precision": result.precision,
         "gpu": result.gpu,
+        "gpuVendor": result.gpu_vendor,
         "gpusPerReplica": result.gpus_per_replica,
         "gpusPerPod": result.gpus_per_pod,
         "nodesPerReplica": result.nodes_per_replica,
@@ -38,6 +39,12 @@ def plan_as_dict(result: Plan | PlanError) -> dict[str, Any]:
         "kvBytesPerTokenPerGpu": result.kv_bytes_per_token_per_gpu,
         "kvCacheTokens": result.kv_cache_tokens,
         "maxConcurrentAtMaxLen": result.max_concurrent_at_max_len,
+        "maxConcurrentPromptsAtMaxLen": result.max_concurrent_prompts_at_max_len,
+        "vllmLogKvCacheTokens": result.vllm_log_kv_cache_tokens,
+        "vllmLogMaxConcurrency": result.vllm_log_max_concurrency,
+        "attentionBackend": result.attention_backend,
+        "attentionBackendFlag": result.attention_backend_flag,
+        "validation": result.validation,
         "checkpointGiB": result.checkpoint_gib,
         "estDecodeTokensPerSecondPerGpu": result.est_decode_tokens_per_s_per_gpu,
         "summary": result.summary,
@@ -64,6 +71,21 @@ def plan_as_table(result: Plan | PlanError) -> str:
         lines.append("Rejected alternatives:")
         width = max(len(r["layout"]) for r in data["rejected"])
         lines.extend(f"  {r['layout'].ljust(width)}  {r['reason']}" for r in data["rejected"])
+    return "\n".join(lines)
+
+
+def plan_explanation(result: Plan) -> str:
+    """The derivation page of `plan --explain`: one block per section, in reading order."""
+    lines = [result.summary, ""]
+    section = ""
+    for heading, line in result.explain:
+        if heading != section:
+            lines.append(f"{heading}:")
+            section = heading
+        lines.append(f"  {line}")
+    lines.append("")
+    lines.append(f"validation: {result.validation}")
+    lines.extend(f"note: {n}" for n in result.notes)
     return "\n".join(lines)
 
 

@@ -10,16 +10,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from mimo_operator.models import limits
 from mimo_operator.models.gpus import GIB, MIB
 from mimo_operator.models.profile import ModelProfile
-from mimo_operator.planner import memory
+from mimo_operator.planner import memory, vllm_kv
+from mimo_operator.planner.attention import AttentionPlan, attention_plan
+from mimo_operator.planner.explain import derivation
 from mimo_operator.planner.types import Layout, Plan, PlanError, PlanRequest, Rejected
+from mimo_operator.planner.validation import RECIPE_MAX_MODEL_LEN, Validation, validation_for
 
 TENSOR_SIZES = (1, 2, 4, 8)
 MAX_NODES_PER_REPLICA = 8
 # `maxModelLen: auto` picks the fewest GPUs that still serve at least this much context: a
 # reasoning model's traces alone run to tens of thousands of tokens.
 AUTO_MIN_CONTEXT = 32768
+# ... and never more than the public vLLM recipe's stated maximum ("max is 128k"): longer contexts
+# are the model's (262,144) but no public vLLM run vouches for them, so they must be asked for.
+AUTO_MAX_CONTEXT = RECIPE_MAX_MODEL_LEN
 # auto lengths are rounded down to a multiple of this, to read well and to stay block-aligned.
 AUTO_LEN_GRANULE = 1024
 # The throughput estimate assumes requests that hold this many tokens of context while decoding.
@@ -119,6 +126,11 @@ def _evaluate(request: PlanRequest, profile: ModelProfile, layout: Layout) -> _E
     stages: list[_Stage] = []
     fit_len = profile.max_context
     problem: str | None = None
+    if per_rank > limits.MAX_NUM_SEQS:
+        problem = (
+            f"{layout.describe()} would need {per_rank} requests at once per data parallel rank; vLLM "
+            f"schedules at most {limits.MAX_NUM_SEQS} (its default max-num-seqs)"
+        )
     for stage in range(layout.pipeline):
         weights = memory.weight_bytes_per_gpu(profile, request.precision, layout, stage, mtp)
         reserve = memory.reserve_bytes(profile, layout)
@@ -158,9 +170,10 @@ def _context_problem(
 def _chosen_len(request: PlanRequest, ev: _Evaluation) -> int:
     if request.max_model_len != "auto":
         return request.max_model_len
-    if ev.fit_len >= AUTO_LEN_GRANULE:
-        return ev.fit_len - ev.fit_len % AUTO_LEN_GRANULE
-    return ev.fit_len
+    fit = min(ev.fit_len, AUTO_MAX_CONTEXT)
+    if fit >= AUTO_LEN_GRANULE:
+        return fit - fit % AUTO_LEN_GRANULE
+    return fit
 
 
 def _decode_tokens_per_s_per_gpu(
@@ -207,26 +220,35 @@ def _to_plan(request: PlanRequest, profile: ModelProfile, ev: _Evaluation, rejec
         int(s.free // (s.kv.bytes_per_token * length + s.kv.bytes_per_request)) for s in ev.stages
     )
     kv_tokens = tokens_per_rank * lay.data
-    concurrent = fits_per_rank * lay.data
+    vllm_figures = vllm_kv.vllm_kv_figures(
+        profile,
+        lay.tensor,
+        lay.pipeline,
+        [s.free for s in ev.stages],
+        _dtype_bytes(request),
+        length,
+        request.hybrid_kv_cache,
+        ev.mtp,
+    )
+    concurrent = min(fits_per_rank, vllm_figures.fits_at_steady_state) * lay.data
+    prompts = min(concurrent, vllm_figures.fits_as_prompts * lay.data)
     budget = request.gpu.memory_mib * MIB * request.gpu_memory_utilization
     est = _decode_tokens_per_s_per_gpu(request, profile, ev, length)
-    notes: list[str] = []
-    if request.precision != profile.official_precision:
-        notes.append(
-            f"no official {request.precision} checkpoint exists: "
-            f"point spec.model at a {request.precision} copy"
-        )
-    if not request.gpu.native_fp8 and request.precision == "fp8":
-        notes.append(
-            f"{request.gpu.key} has no fp8 tensor cores: vLLM runs fp8 weights through Marlin kernels"
-        )
-    if not request.hybrid_kv_cache:
-        notes.append("hybrid KV cache manager off: every layer stores the full context")
+    attention = attention_plan(request.gpu, request.kv_cache_dtype)
+    validation = _validation(request, ev)
+    notes = _notes(request, profile, attention, length)
+    notes.append(
+        f'vLLM will log "GPU KV cache size: {vllm_figures.log_kv_cache_tokens * lay.data:,} tokens" and '
+        f'"Maximum concurrency for {length:,} tokens per request: {vllm_figures.log_max_concurrency:.2f}x"'
+        f"{' per data parallel rank' if lay.data > 1 else ''}: its start-up estimate charges each request "
+        f"the sliding-window layers' worst case; once prefilled, {concurrent} max-length requests fit, and "
+        f"{prompts} when each arrives as a max-length prompt"
+    )
     summary = (
         f"{request.precision} on {lay.gpus}x {request.gpu.key}: {lay.describe()}"
         f"{' +MTP' if ev.mtp else ''}, max-len {length}, "
         f"weights {heaviest.weights.total / GIB:.1f} GiB + KV {worst.free / GIB:.1f} GiB per GPU, "
-        f"{_tokens(kv_tokens)} KV tokens, {concurrent} x max-len at once"
+        f"{_tokens(kv_tokens)} KV tokens, {concurrent} x max-len at once; {validation.text.split(':')[0]}"
     )
     return Plan(
         precision=request.precision,
@@ -256,23 +278,69 @@ def _to_plan(request: PlanRequest, profile: ModelProfile, ev: _Evaluation, rejec
         summary=summary,
         rejected=tuple(rejected[:MAX_REJECTED_SHOWN]),
         notes=tuple(notes),
+        gpu_vendor=request.gpu.vendor,
+        attention_backend=attention.backend,
+        attention_backend_flag=attention.flag,
+        validated=validation.validated,
+        validation=validation.text,
+        vllm_log_kv_cache_tokens=vllm_figures.log_kv_cache_tokens * lay.data,
+        vllm_log_max_concurrency=round(vllm_figures.log_max_concurrency, 2),
+        max_concurrent_prompts_at_max_len=prompts,
+        kv_pool_bytes_per_stage=tuple(int(s.free) for s in ev.stages),
+        explain=derivation(request, profile, lay, ev.mtp, length, ev.stages, vllm_figures),
     )
 
 
+def _notes(request: PlanRequest, profile: ModelProfile, attention: AttentionPlan, length: int) -> list[str]:
+    notes: list[str] = []
+    if request.precision != profile.official_precision:
+        notes.append(
+            f"no official {request.precision} checkpoint exists: "
+            f"point spec.model at a {request.precision} copy"
+        )
+    if not request.gpu.native_fp8 and request.precision == "fp8":
+        notes.append(
+            f"{request.gpu.key} has no fp8 tensor cores: vLLM runs fp8 weights through Marlin kernels"
+        )
+    if not request.hybrid_kv_cache:
+        notes.append("hybrid KV cache manager off: every layer stores the full context")
+    if length > AUTO_MAX_CONTEXT:
+        notes.append(
+            f"max-model-len {length} is above {AUTO_MAX_CONTEXT}, the maximum the public vLLM recipe "
+            f"states for this model"
+        )
+    notes.extend(attention.notes)
+    return notes
+
+
 def _request_problem(request: PlanRequest, profile: ModelProfile) -> PlanError | None:
+    """Inputs that cannot serve anything, refused before any layout is tried (bounds: models/limits.py)."""
     over = request.overrides
-    if not 0 < request.gpu_memory_utilization <= 1:
+    low, high = limits.MIN_GPU_MEMORY_UTILIZATION, limits.MAX_GPU_MEMORY_UTILIZATION
+    if not low < request.gpu_memory_utilization <= high:
         return PlanError(
-            "InvalidUtilization", f"gpu memory utilization {request.gpu_memory_utilization} is not in (0, 1]"
+            "InvalidUtilization",
+            f"gpu memory utilization {request.gpu_memory_utilization} is outside ({low}, {high}]: at "
+            f"{low} or below, half of every (whole, unshared) GPU or more sits idle; above {high} nothing "
+            f"is left for memory vLLM does not count (NCCL buffers, fragmentation)",
         )
-    if request.min_concurrency < 1:
+    if not 1 <= request.min_concurrency <= limits.MAX_MIN_CONCURRENCY:
         return PlanError(
-            "InvalidConcurrency", f"min concurrency {request.min_concurrency} must be at least 1"
+            "InvalidConcurrency",
+            f"min concurrency {request.min_concurrency} is outside 1..{limits.MAX_MIN_CONCURRENCY} "
+            f"(vLLM runs at most {limits.MAX_NUM_SEQS} requests at once per data parallel rank)",
         )
-    if request.max_model_len != "auto" and not 1 <= request.max_model_len <= profile.max_context:
+    if request.max_model_len != "auto" and request.max_model_len < limits.MIN_MODEL_LEN:
+        return PlanError(
+            "ContextTooShort",
+            f"max model len {request.max_model_len} is below {limits.MIN_MODEL_LEN} tokens: the chat "
+            f"template, a prompt and an answer (let alone a reasoning trace) do not fit, so the "
+            f"deployment would refuse every real request",
+        )
+    if request.max_model_len != "auto" and request.max_model_len > profile.max_context:
         return PlanError(
             "ContextTooLong",
-            f"max model len {request.max_model_len} is outside 1..{profile.max_context}, "
+            f"max model len {request.max_model_len} is beyond {profile.max_context}, "
             f"the model's max_position_embeddings",
         )
     heads = profile.full_attention.query_heads
@@ -287,6 +355,9 @@ def _request_problem(request: PlanRequest, profile: ModelProfile) -> PlanError |
             f"tensor parallel {over.tensor} needs {over.tensor} GPUs in one node; "
             f"nodes have {request.gpus_per_node} {request.gpu.key}",
         )
+    attention = attention_plan(request.gpu, request.kv_cache_dtype)
+    if attention.problem is not None:
+        return PlanError("AttentionUnsupported", attention.problem)
     return None
 
 
@@ -315,13 +386,41 @@ def plan(request: PlanRequest, profile: ModelProfile) -> Plan | PlanError:
         return _infeasible(request, evaluations)
     if request.strategy == "throughput":
         return _choose_throughput(request, profile, evaluations, feasible)
-    chosen = feasible[0]  # layouts are ordered fewest GPUs first
+    # Layouts are ordered fewest GPUs first; a layout someone ran in public wins over a smaller one
+    # nobody has (validated layouts first), and the smaller ones are listed with that reason.
+    validated = [ev for ev in feasible if _validation(request, ev).validated]
+    chosen = validated[0] if validated else feasible[0]
     rejected = [
         Rejected(ev.layout.describe(), ev.problem)
         for ev in evaluations
         if ev.problem is not None and ev.layout.gpus <= chosen.layout.gpus
     ]
+    rejected += [
+        Rejected(
+            ev.layout.describe(),
+            f"fits on {ev.layout.gpus} GPUs but no public run validates it; "
+            f"{chosen.layout.describe()} is {_validation(request, chosen).text}",
+        )
+        for ev in feasible
+        if ev.layout.gpus < chosen.layout.gpus
+    ]
     return _to_plan(request, profile, chosen, rejected)
+
+
+def _validation(request: PlanRequest, ev: _Evaluation) -> Validation:
+    lay = ev.layout
+    return validation_for(
+        request.gpu,
+        lay.tensor,
+        lay.pipeline,
+        lay.data,
+        lay.expert,
+        precision=request.precision,
+        kv_cache_dtype=request.kv_cache_dtype,
+        max_model_len=_chosen_len(request, ev),
+        mtp=ev.mtp,
+        hybrid_kv_cache=request.hybrid_kv_cache,
+    )
 
 
 def _choose_throughput(

@@ -12,7 +12,9 @@ Strategy = Literal["latency", "throughput"]
 MaxModelLen = int | Literal["auto"]
 
 # vLLM `--gpu-memory-utilization` default is 0.92 (vllm/config/cache.py in 0.33); the operator
-# defaults to 0.90 to leave headroom for NCCL and allocator fragmentation on multi-GPU replicas.
+# defaults to 0.90, the value the public vLLM recipe for this model uses (vllm-project/recipes,
+# MiMo/MiMo-V2-Flash.md: "--gpu-memory-utilization 0.9"), which also leaves headroom for NCCL and
+# allocator fragmentation on multi-GPU replicas.
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
 
 
@@ -41,7 +43,9 @@ class PlanRequest:
     min_concurrency: int = 1
     overrides: ParallelismOverrides = field(default_factory=ParallelismOverrides)
     strategy: Strategy = "latency"
-    mtp: bool | None = None  # None = auto
+    # MTP is opt-in: the public vLLM recipe lists "Supports MTP" as TODO and no public vLLM run of
+    # this model with MTP exists. None = auto (on unless pipeline parallel).
+    mtp: bool | None = False
     hybrid_kv_cache: bool = True  # False when vLLM's hybrid KV cache manager is switched off
 
 
@@ -105,6 +109,21 @@ class Plan:
     summary: str
     rejected: tuple[Rejected, ...] = ()
     notes: tuple[str, ...] = ()
+    # How vLLM will run the attention (planner/attention.py); flag = pass --attention-backend.
+    gpu_vendor: str = "nvidia"  # decides the image, the device resource and the node label
+    attention_backend: str | None = None
+    attention_backend_flag: bool = False
+    # "validated by <source>" or "unvalidated: <what differs>" (planner/validation.py).
+    validated: bool = False
+    validation: str = ""
+    # The two figures vLLM logs at start-up ("GPU KV cache size: N tokens", "Maximum concurrency
+    # for L tokens per request: X"), per replica, and what a request arriving as a max-length
+    # prompt meets (planner/vllm_kv.py).
+    vllm_log_kv_cache_tokens: int = 0
+    vllm_log_max_concurrency: float = 0.0
+    max_concurrent_prompts_at_max_len: int = 0
+    kv_pool_bytes_per_stage: tuple[int, ...] = ()  # KV pool of one GPU of each pipeline stage
+    explain: tuple[tuple[str, str], ...] = ()  # (heading, line) pairs behind `plan --explain`
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,10 @@ def vllm_serve_args(
     args += ["--gpu-memory-utilization", f"{plan.gpu_memory_utilization:g}"]
     if plan.kv_cache_dtype == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
+    if plan.attention_backend_flag and plan.attention_backend:
+        # vLLM's default DiffKV backend cannot run this model's attention with this KV cache on this
+        # GPU (planner/attention.py); mimo_v2.py honours a requested `*_DIFFKV` backend for every layer.
+        args += ["--attention-backend", plan.attention_backend]
     if plan.mtp:
         args += ["--speculative-config", json.dumps(MTP_CONFIG, separators=(",", ":"))]
     args += ["--reasoning-parser", REASONING_PARSER]

@@ -9,11 +9,24 @@ from dataclasses import dataclass
 # (model-facts.md). tests/vllm_cli checks every rendered command with this version's own parser.
 VLLM_VERSION = "0.33.0"
 DEFAULT_VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+# vLLM publishes its ROCm build as a separate image with the same tags (docs.vllm.ai, "Using Docker":
+# pre-built images for AMD GPUs, Docker Hub vllm/vllm-openai-rocm); the CUDA image cannot drive AMD GPUs.
+DEFAULT_ROCM_VLLM_IMAGE = f"vllm/vllm-openai-rocm:v{VLLM_VERSION}"
+# The environment the public vLLM recipe sets for this model on AMD (vllm-project/recipes,
+# MiMo/MiMo-V2-Flash.md, "AMD GPU Support": `export VLLM_ROCM_USE_AITER=0`): the AITER kernels are
+# not used for this model, the Triton DiffKV path is.
+ROCM_ENV = {"VLLM_ROCM_USE_AITER": "0"}
 
 
 @dataclass(frozen=True)
 class RenderConfig:
     vllm_image: str = DEFAULT_VLLM_IMAGE
+    rocm_vllm_image: str = DEFAULT_ROCM_VLLM_IMAGE  # used when the GPU is an AMD one
+
+    def image_for(self, vendor: str) -> str:
+        """The vLLM image for a GPU vendor: the CUDA build for NVIDIA, the ROCm build for AMD."""
+        return self.rocm_vllm_image if vendor == "amd" else self.vllm_image
+
     image_pull_policy: str = "IfNotPresent"
     # Seconds vLLM needs besides reading weights: process start, NCCL setup, torch.compile and CUDA
     # graph capture (several minutes for a 48-layer MoE on first start).

@@ -58,6 +58,13 @@ def plan_status(plan: Plan, digest: str) -> PlanStatus:
         kv_cache_gi_b_per_gpu=plan.kv_cache_gib_per_gpu,
         kv_cache_tokens=plan.kv_cache_tokens,
         max_concurrent_at_max_len=plan.max_concurrent_at_max_len,
+        attention_backend=plan.attention_backend,
+        attention_backend_flag=plan.attention_backend_flag,
+        vllm_log_kv_cache_tokens=plan.vllm_log_kv_cache_tokens,
+        vllm_log_max_concurrency=plan.vllm_log_max_concurrency,
+        max_concurrent_prompts_at_max_len=plan.max_concurrent_prompts_at_max_len,
+        validation=plan.validation,
+        notes=list(plan.notes),
         summary=plan.summary,
         hash=digest,
     )

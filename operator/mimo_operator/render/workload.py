@@ -7,18 +7,21 @@ from typing import Any
 
 from mimo_operator.api import MimoDeployment
 from mimo_operator.api import constants as c
-from mimo_operator.models.gpus import GPU_CATALOG
+from mimo_operator.models.gpus import GPU_CATALOG, GPU_RESOURCE, PRODUCT_LABEL_KEY
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
 from mimo_operator.render.command import API_KEY_ENV, GROUP_ENTRYPOINT, NODE_RANK_ENV, vllm_serve_args
-from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.config import ROCM_ENV, RenderConfig
 from mimo_operator.render.monitoring import SCRAPE_ANNOTATIONS
 from mimo_operator.render.probes import probes, startup_budget_seconds
 
 MODEL_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
+
+
 # GPU nodes are commonly tainted so only GPU workloads land there (NVIDIA GPU operator docs).
-GPU_TOLERATION = {"key": c.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+def _gpu_toleration(plan: Plan) -> dict[str, str]:
+    return {"key": GPU_RESOURCE[plan.gpu_vendor], "operator": "Exists", "effect": "NoSchedule"}
 
 
 def _env(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: bool) -> list[dict[str, Any]]:
@@ -32,6 +35,8 @@ def _env(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: bool)
         {"name": "HF_HOME", "value": f"{config.model_mount_path}/hf"},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
     ]
+    if plan.gpu_vendor == "amd":
+        env += [{"name": name, "value": value} for name, value in ROCM_ENV.items()]
     if multi_node:
         env.append(
             {
@@ -89,11 +94,11 @@ def _container(
     limits = {
         "cpu": spec.resources.cpu,
         "memory": spec.resources.memory,
-        c.GPU_RESOURCE: str(plan.gpus_per_pod),
+        GPU_RESOURCE[plan.gpu_vendor]: str(plan.gpus_per_pod),
     }
     container: dict[str, Any] = {
         "name": "vllm",
-        "image": spec.serving.image or config.vllm_image,
+        "image": spec.serving.image or config.image_for(plan.gpu_vendor),
         "imagePullPolicy": config.image_pull_policy,
         "args": args,
         "env": _env(md, plan, config, multi_node),
@@ -125,11 +130,11 @@ def _pod_template(
     md: MimoDeployment, plan: Plan, config: RenderConfig, labels: dict[str, str], master_addr: str | None
 ) -> dict[str, Any]:
     spec = md.spec
-    node_selector = {c.GPU_PRODUCT_LABEL: _product_label(md), **spec.placement.node_selector}
+    node_selector = {PRODUCT_LABEL_KEY[plan.gpu_vendor]: _product_label(md), **spec.placement.node_selector}
     pod_spec: dict[str, Any] = {
         "containers": [_container(md, plan, config, master_addr)],
         "nodeSelector": node_selector,
-        "tolerations": [GPU_TOLERATION, *copy.deepcopy(spec.placement.tolerations)],
+        "tolerations": [_gpu_toleration(plan), *copy.deepcopy(spec.placement.tolerations)],
         "affinity": _affinity(md),
         "terminationGracePeriodSeconds": config.termination_grace_seconds,
         # Pod-level too, so sidecars injected by admission webhooks inherit the default profile.
