@@ -115,7 +115,7 @@ class ModelSource(_Model):
                     "for a copy of one in another precision set spec.model.copyOf, for a fine-tune "
                     "set spec.model.config to its config.json",
                     "fieldPath": ".name",
-                    "reason": "FieldValueNotSupported",
+                    "reason": "FieldValueInvalid",
                 },
                 {
                     "rule": "!(has(self.copyOf) && has(self.config))",
