@@ -369,3 +369,16 @@ def test_a_copy_and_a_config_together_are_refused() -> None:
                 }
             }
         )
+
+
+def test_public_runs_validate_only_the_checkpoint_they_ran() -> None:
+    # The vLLM recipe's TP4 on H200 ran MiMo-V2-Flash; the same layout of MiMo-V2.5 is not validated by it.
+    flash = _plan({"model": {"name": FLASH}, "gpu": {"type": "H200-141GB"}})
+    v25 = _plan({"model": {"name": V25}, "gpu": {"type": "H200-141GB"}})
+    assert isinstance(flash, Plan) and isinstance(v25, Plan)
+    assert flash.tensor_parallel == v25.tensor_parallel == 4
+    assert flash.validated and not v25.validated
+    assert f"no public run of {V25}" in v25.validation
+    # MiMo-V2.5-Pro on one B200 node at TP8 is the SGLang cookbook's verified run.
+    pro = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}})
+    assert isinstance(pro, Plan) and pro.validated and "SGLang cookbook" in pro.validation
