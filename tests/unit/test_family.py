@@ -21,6 +21,7 @@ from mimo_operator.models.family import KNOWN_CHECKPOINTS, known_profile
 from mimo_operator.models.gpus import GIB, GPU_CATALOG
 from mimo_operator.planner import Plan, PlanError
 from mimo_operator.render import RenderConfig, plan_for, render_children
+from mimo_operator.render.status import plan_status
 from tests.vllm_cli.harness import ServeParse, parse_serve_args, vllm_source_dir
 
 FLASH, V25, PRO = "XiaomiMiMo/MiMo-V2-Flash", "XiaomiMiMo/MiMo-V2.5", "XiaomiMiMo/MiMo-V2.5-Pro"
@@ -382,3 +383,10 @@ def test_public_runs_validate_only_the_checkpoint_they_ran() -> None:
     # MiMo-V2.5-Pro on one B200 node at TP8 is the SGLang cookbook's verified run.
     pro = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}})
     assert isinstance(pro, Plan) and pro.validated and "SGLang cookbook" in pro.validation
+
+
+def test_the_planner_s_notes_reach_status_plan() -> None:
+    result = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}})
+    assert isinstance(result, Plan)
+    notes = plan_status(result, "0123456789").notes
+    assert any("21d1ecfecd7b" in note and "spec.model.revision" in note for note in notes)
