@@ -117,9 +117,8 @@ def test_max_model_len_1_is_refused_with_the_reason() -> None:
 def test_plan_names_validation_and_what_vllm_will_log(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--gpu", "H200-141GB"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].endswith(
-        "validated by vLLM recipe (github.com/vllm-project/recipes, MiMo/MiMo-V2-Flash.md)"
-    )
+    assert out.splitlines()[0].endswith(", validated (vLLM recipe)")
+    assert "validation                      validated by vLLM recipe (github.com/vllm-project/recipes" in out
     assert 'note: vLLM will log "GPU KV cache size: ' in out
     assert "Maximum concurrency for 131,072 tokens per request" in out
 

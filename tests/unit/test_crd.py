@@ -339,6 +339,7 @@ PLANNED: dict[str, tuple[int, int, int, int] | str] = {
     "mimo-bf16-h100-multinode.yaml": (16, 2, 8, 2),
     "mimo-infeasible.yaml": "NeedsMoreThanOneNode",
     "mimo-autoscaling.yaml": (8, 1, 8, 1),
+    "mimo-fp8-mi300x.yaml": (4, 1, 4, 1),
 }
 
 

@@ -107,6 +107,8 @@ def test_memory_never_exceeds_the_budget(request: PlanRequest) -> None:
     if request.max_model_len != "auto":
         assert result.max_model_len == request.max_model_len
     assert 4096 <= result.max_model_len <= M.max_context
+    # What was asked for is what vLLM's allocator will hold (planner/vllm_kv.py mirrors it).
+    assert result.max_concurrent_at_max_len >= request.min_concurrency
 
 
 @SETTINGS

@@ -17,8 +17,8 @@ MIN_MODEL_LEN = 4096
 MAX_NUM_SEQS = 1024
 MAX_MIN_CONCURRENCY = 4096
 # The pods take whole GPUs (device plugins do not share them), so at one half or below, half of every
-# GPU or more would sit idle: such a value is a mistake, not a plan (the bound is exclusive). Above 0.98 nothing is left for
-# allocations vLLM does not count (NCCL buffers, allocator fragmentation); vLLM's own default is
-# 0.92 (vllm/config/cache.py) and the public vLLM recipe for this model uses 0.9.
+# GPU or more would sit idle: such a value is a mistake, not a plan (the bound is exclusive). Above
+# 0.98 nothing is left for allocations vLLM does not count (NCCL buffers, allocator fragmentation);
+# vLLM's own default is 0.92 (vllm/config/cache.py) and the public vLLM recipe for this model uses 0.9.
 MIN_GPU_MEMORY_UTILIZATION = 0.5
 MAX_GPU_MEMORY_UTILIZATION = 0.98

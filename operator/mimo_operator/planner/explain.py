@@ -130,7 +130,7 @@ def _kv_layers(
     ):
         held = max(1, spec.kv_heads // layout.tensor)
         per_token = spec.kv_bytes_per_token_per_layer(held, dtype_bytes)
-        window = f", window {spec.sliding_window}" if spec.sliding_window else ""
+        window = f" of the last {spec.sliding_window} tokens" if spec.sliding_window else ""
         lines.append(
             (
                 "kv per layer",
@@ -143,7 +143,12 @@ def _kv_layers(
 
 
 def _vllm_blocks(fig: VllmKvFigures, where: str, max_model_len: int) -> list[tuple[str, str]]:
-    groups = ", ".join(f"{g.kind} {g.layers} layers x {g.block_size}-token blocks" for g in fig.groups)
+    kinds: dict[tuple[str, int], list[str]] = {}
+    for g in fig.groups:
+        kinds.setdefault((g.kind, g.block_size), []).append(str(g.layers))
+    groups = "; ".join(
+        f"{kind} {', '.join(counts)} layers x {block}-token blocks" for (kind, block), counts in kinds.items()
+    )
     return [
         (
             "vllm blocks",

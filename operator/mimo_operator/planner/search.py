@@ -149,8 +149,45 @@ def _evaluate(request: PlanRequest, profile: ModelProfile, layout: Layout) -> _E
         stage_len = int(usable // (per_rank * kv.bytes_per_token)) if kv.bytes_per_token else fit_len
         fit_len = max(0, min(fit_len, stage_len))
     if problem is None:
+        fit_len = _fit_in_vllm_blocks(request, profile, layout, mtp, stages, per_rank, fit_len)
         problem = _context_problem(request, layout, fit_len, stages, per_rank)
     return _Evaluation(layout, mtp, tuple(stages), fit_len, problem)
+
+
+def _fit_in_vllm_blocks(
+    request: PlanRequest,
+    profile: ModelProfile,
+    layout: Layout,
+    mtp: bool,
+    stages: list[_Stage],
+    per_rank: int,
+    fit_len: int,
+) -> int:
+    """The byte arithmetic above ignores how vLLM cuts the pool into blocks (padded sliding-window
+    groups, whole blocks per request); shorten the context until vLLM's own block accounting also
+    holds `per_rank` requests of it (a few percent at most)."""
+    length = min(fit_len, AUTO_MAX_CONTEXT) if request.max_model_len == "auto" else request.max_model_len
+    if length > fit_len:
+        return fit_len  # already too short for an explicit length: _context_problem says so
+    first = True
+    while length > 0:
+        figures = vllm_kv.vllm_kv_figures(
+            profile,
+            layout.tensor,
+            layout.pipeline,
+            [s.free for s in stages],
+            _dtype_bytes(request),
+            length,
+            request.hybrid_kv_cache,
+            mtp,
+        )
+        if figures.fits_at_steady_state >= per_rank:
+            return fit_len if first else length
+        if request.max_model_len != "auto":
+            return length - 1  # the requested length does not fit in vLLM's blocks
+        first = False
+        length = int(length * 0.98) // AUTO_LEN_GRANULE * AUTO_LEN_GRANULE
+    return 0
 
 
 def _context_problem(
@@ -248,7 +285,7 @@ def _to_plan(request: PlanRequest, profile: ModelProfile, ev: _Evaluation, rejec
         f"{request.precision} on {lay.gpus}x {request.gpu.key}: {lay.describe()}"
         f"{' +MTP' if ev.mtp else ''}, max-len {length}, "
         f"weights {heaviest.weights.total / GIB:.1f} GiB + KV {worst.free / GIB:.1f} GiB per GPU, "
-        f"{_tokens(kv_tokens)} KV tokens, {concurrent} x max-len at once; {validation.text.split(':')[0]}"
+        f"{_tokens(kv_tokens)} KV tokens, {concurrent} x max-len at once, {validation.short}"
     )
     return Plan(
         precision=request.precision,

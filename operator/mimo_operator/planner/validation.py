@@ -34,6 +34,7 @@ class PublicRun:
     """One layout someone published a working command line for."""
 
     source: str
+    short: str  # the source's name in the one-line summary
     gpus: frozenset[str]  # catalog keys of the GPUs it ran on (or that the source names)
     tensor: int
     data: int
@@ -48,20 +49,28 @@ PUBLIC_RUNS: tuple[PublicRun, ...] = (
     # (~292 GiB of weights, ~73 GiB per GPU) leaves room for a KV cache at utilization 0.9 only on
     # 141 GB-class GPUs and larger; we count H200, the common 8-GPU server it was written for, and
     # mark other GPUs unvalidated rather than guess.
-    PublicRun(VLLM_RECIPE, frozenset({"H200-141GB"}), tensor=4, data=1, expert=False),
-    PublicRun(VLLM_RECIPE, frozenset({"H200-141GB"}), tensor=4, data=2, expert=True),
+    PublicRun(VLLM_RECIPE, "vLLM recipe", frozenset({"H200-141GB"}), tensor=4, data=1, expert=False),
+    PublicRun(VLLM_RECIPE, "vLLM recipe", frozenset({"H200-141GB"}), tensor=4, data=2, expert=True),
     PublicRun(
         VLLM_RECIPE,
+        "vLLM recipe",
         frozenset({"MI300X-192GB", "MI325X-256GB", "MI355X-288GB"}),
         tensor=4,
         data=1,
         expert=False,
     ),
     PublicRun(
-        SGLANG_README, frozenset({"H100-80GB", "H200-141GB"}), tensor=8, data=1, expert=False, engine="SGLang"
+        SGLANG_README,
+        "SGLang, not vLLM",
+        frozenset({"H100-80GB", "H200-141GB"}),
+        tensor=8,
+        data=1,
+        expert=False,
+        engine="SGLang",
     ),
     PublicRun(
         SGLANG_COOKBOOK_V25,
+        "SGLang cookbook, not vLLM",
         frozenset({"B200-192GB"}),
         tensor=8,
         data=1,
@@ -76,6 +85,7 @@ PUBLIC_RUNS: tuple[PublicRun, ...] = (
 class Validation:
     validated: bool
     text: str  # "validated by <source>" or "unvalidated: <why>"
+    short: str = "unvalidated"  # for the one-line summary: "validated (vLLM recipe)" or "unvalidated"
 
 
 def validation_for(
@@ -124,4 +134,4 @@ def validation_for(
         return Validation(False, "unvalidated: " + "; ".join(differences))
     run = matching[0]
     suffix = "" if run.engine == "vLLM" else f" (on {run.engine}, not vLLM)"
-    return Validation(True, f"validated by {run.source}{suffix}")
+    return Validation(True, f"validated by {run.source}{suffix}", f"validated ({run.short})")
