@@ -11,19 +11,21 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
 import yaml
 
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
+from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
-from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
-from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest, plan
+from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
 from mimo_operator.planner.attention import attention_plan
 from mimo_operator.planner.report import plan_as_dict, plan_as_table, plan_explanation
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
+from mimo_operator.render.planning import model_notes, request_for_model
 from mimo_operator.sandbox.command import add_sandbox_parser
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
@@ -110,7 +112,23 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         mtp={"auto": None, "on": True, "off": False}[args.mtp],
     )
-    result = plan(request, MIMO_V2_FLASH)
+    config = None
+    if args.model_config is not None:
+        try:
+            config = args.model_config.read_text()
+        except OSError as err:
+            raise UsageError(f"cannot read --model-config: {err}") from None
+    try:
+        resolved = resolve_model(args.model, config, args.copy_of, args.precision)
+    except UnknownModel as err:
+        raise UsageError(str(err)) from None
+    profile = resolved.profile.without_encoders() if args.text_only else resolved.profile
+    fitted = request_for_model(request, resolved)
+    result = fitted if isinstance(fitted, PlanError) else plan(fitted, profile)
+    if isinstance(result, Plan):
+        result = replace(
+            result, notes=model_notes(replace(resolved, profile=profile), args.model) + result.notes
+        )
     if args.explain and not isinstance(result, PlanError):
         sys.stdout.write(plan_explanation(result) + "\n")
     elif args.output == "table":
@@ -219,7 +237,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("plan", help="plan one replica of MiMo-V2-Flash on a GPU type, no cluster needed")
+    p = sub.add_parser("plan", help="plan one replica of a MiMo model on a GPU type, no cluster needed")
+    p.add_argument(
+        "--model", default="XiaomiMiMo/MiMo-V2-Flash", help=f"one of {', '.join(KNOWN_CHECKPOINTS)}"
+    )
+    p.add_argument("--model-config", type=Path, help="config.json of a fine-tune of a known architecture")
+    p.add_argument(
+        "--copy-of", choices=list(KNOWN_CHECKPOINTS), help="--model is a copy of this, in --precision"
+    )
+    p.add_argument("--text-only", action="store_true", help="multimodal models: skip the encoders")
     p.add_argument("--precision", choices=["bf16", "fp8", "int4"], default="fp8")
     p.add_argument("--gpu", default="H100-80GB", help=f"one of {', '.join(GPU_CATALOG)}, or custom")
     p.add_argument("--gpu-memory-gib", type=float, help="memory of a custom GPU, as the driver reports it")

@@ -124,7 +124,7 @@ def both_caches(body: dict[str, Any]) -> None:
 # (id, how to break a valid object, text the API server's refusal must contain)
 INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown-precision", change("spec.precision", "fp4"), "spec.precision"),
-    ("max-model-len-too-long", change("spec.context.maxModelLen", 300000), "spec.context.maxModelLen"),
+    ("max-model-len-too-long", change("spec.context.maxModelLen", 1048577), "spec.context.maxModelLen"),
     ("max-model-len-word", change("spec.context.maxModelLen", "big"), "spec.context.maxModelLen"),
     (
         "autoscaling-min-above-max",

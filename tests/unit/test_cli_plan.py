@@ -72,7 +72,8 @@ def test_bad_arguments_exit_1_with_one_line_and_no_trace(args: list[str]) -> Non
 
 
 def test_table_lists_rejected_alternatives(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "--precision", "bf16", "--gpu", "H100-80GB"]) == 0
+    copy = ["--model", "/models/MiMo-V2-Flash-bf16", "--copy-of", "XiaomiMiMo/MiMo-V2-Flash"]
+    assert main(["plan", *copy, "--precision", "bf16", "--gpu", "H100-80GB"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("bf16 on 16x H100-80GB: TP8 x PP2")
     assert "Rejected alternatives:" in out and "TP8 " in out

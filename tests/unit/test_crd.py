@@ -162,7 +162,7 @@ def test_only_replicas_has_a_default() -> None:
 def test_int_or_string_fields_keep_their_bounds() -> None:
     max_len = at("spec.context.maxModelLen")
     assert max_len["x-kubernetes-int-or-string"] is True
-    assert (max_len["minimum"], max_len["maximum"], max_len["pattern"]) == (4096, 262144, "^(auto)$")
+    assert (max_len["minimum"], max_len["maximum"], max_len["pattern"]) == (4096, 1048576, "^(auto)$")
     budget = at("spec.probes.startupBudgetSeconds")
     assert budget["x-kubernetes-int-or-string"] is True
     assert (budget["minimum"], budget["maximum"], budget["pattern"]) == (60, 86400, "^(auto)$")

@@ -211,7 +211,7 @@ def test_plan_hash_ignores_replicas_but_tracks_what_pods_run() -> None:
     for change in (
         {"context": {"maxModelLen": 65536}},
         {"serving": {"image": "vllm/vllm-openai:v0.33.1"}},
-        {"precision": "int4"},
+        {"precision": "int4", "model": {"name": "/models/int4", "copyOf": "XiaomiMiMo/MiMo-V2-Flash"}},
         {"gpu": {"type": "H200-141GB"}},
     ):
         md = _load("fp8-h100", **change)
@@ -292,7 +292,9 @@ def test_a_users_variable_reference_reaches_vllm_as_written(tmp_path: Path) -> N
 def test_user_strings_cannot_expand_container_environment() -> None:
     # Kubernetes expands $(VAR) in args from the container env: $(HF_TOKEN) would leak the token.
     md = _load(
-        "fp8-h100", serving={"extraArgs": ["--chat-template=$(HF_TOKEN)"]}, model={"name": "/models/$(X)"}
+        "fp8-h100",
+        serving={"extraArgs": ["--chat-template=$(HF_TOKEN)"]},
+        model={"name": "/models/$(X)", "copyOf": "XiaomiMiMo/MiMo-V2-Flash"},
     )
     _, children = _render(md)
     args = _container(_of_kind(children, "StatefulSet")[0])["args"]

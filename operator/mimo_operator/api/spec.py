@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from mimo_operator.api.flags import owned_flags_in
+from mimo_operator.models.family import KNOWN_CHECKPOINTS
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.models.limits import (
     MAX_GPU_MEMORY_UTILIZATION,
@@ -126,9 +127,63 @@ class ModelCache(_Model):
         return "vllm"
 
 
+class MultimodalLimits(_Model):
+    """Items of each kind one prompt may carry (vLLM --limit-mm-per-prompt); multimodal models only."""
+
+    image: Annotated[int, Field(ge=0, le=64)] | None = None
+    """Images per prompt. Default: vLLM's."""
+    video: Annotated[int, Field(ge=0, le=64)] | None = None
+    """Videos per prompt. Default: vLLM's."""
+    audio: Annotated[int, Field(ge=0, le=64)] | None = None
+    """Audio clips per prompt. Default: vLLM's."""
+
+    def text_only(self) -> bool:
+        return self.image == 0 and self.video == 0 and self.audio == 0
+
+
+# Known checkpoints, for the CRD's rule and the planner's refusal (models/family.py).
+KNOWN_MODEL_NAMES = tuple(KNOWN_CHECKPOINTS)
+KnownModelName = Literal["XiaomiMiMo/MiMo-V2-Flash", "XiaomiMiMo/MiMo-V2.5", "XiaomiMiMo/MiMo-V2.5-Pro"]
+assert set(KnownModelName.__args__) == set(KNOWN_MODEL_NAMES), "KnownModelName must list the family"  # type: ignore[attr-defined]
+_KNOWN_LIST = ", ".join(KNOWN_MODEL_NAMES)
+_KNOWN_CEL = "[" + ", ".join(f"'{n}'" for n in KNOWN_MODEL_NAMES) + "]"
+
+
 class ModelSource(_Model):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!has(self.name) || self.name in {_KNOWN_CEL} || has(self.copyOf)"
+                    " || has(self.config)",
+                    "message": f"spec.model.name must be a known MiMo checkpoint ({_KNOWN_LIST}); "
+                    "for a copy of one in another precision set spec.model.copyOf, for a fine-tune "
+                    "set spec.model.config to its config.json",
+                    "fieldPath": ".name",
+                    "reason": "FieldValueInvalid",
+                },
+                {
+                    "rule": "!(has(self.copyOf) && has(self.config))",
+                    "message": "spec.model: set one of copyOf (a copy of a known checkpoint) or config "
+                    "(a fine-tune's own config.json), not both",
+                    "reason": "FieldValueForbidden",
+                },
+            ]
+        }
+    )
+
     name: Annotated[str, Field(min_length=1, max_length=256)] = "XiaomiMiMo/MiMo-V2-Flash"
-    """Hugging Face repository id, or a path inside the cache volume."""
+    """Hugging Face repository id of a known MiMo checkpoint (XiaomiMiMo/MiMo-V2-Flash,
+    XiaomiMiMo/MiMo-V2.5, XiaomiMiMo/MiMo-V2.5-Pro), or of a fine-tune or copy together with
+    config, or a path inside the cache volume together with config."""
+    copy_of: KnownModelName | None = None
+    """For weights that are a copy of a known checkpoint in another precision (e.g. a bf16 or int4
+    copy of XiaomiMiMo/MiMo-V2-Flash under a path in the cache): the checkpoint it copies. The
+    planner uses that checkpoint's architecture and spec.precision as the copy's storage."""
+    config: Annotated[str, Field(min_length=2, max_length=131072)] | None = None
+    """The checkpoint's config.json, as JSON text, for a model name the operator does not know (a
+    fine-tune or copy of a MiMo-V2 architecture). The planner reads layers, heads, experts, context
+    and quantization_config from it, and precision must match its quantization_config."""
     revision: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")] | None = None
     """Commit to pin. Unpinned deployments get a warning condition: weights can change under you."""
     served_name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")] | None = (
@@ -139,6 +194,15 @@ class ModelSource(_Model):
     """Where the weights live. Without it they are downloaded into an emptyDir on every start."""
     token_secret_ref: SecretKeyRef | None = None
     """Hugging Face token for gated or private repositories (HF_TOKEN)."""
+    multimodal_limits: MultimodalLimits | None = None
+    """MiMo-V2.5 only: images, videos and audio clips per prompt. All three 0 serves it as text only,
+    and vLLM then skips loading the vision and audio encoders."""
+
+    @model_validator(mode="after")
+    def _copy_or_config(self) -> ModelSource:
+        if self.copy_of is not None and self.config is not None:
+            raise ValueError("set one of copyOf or config, not both")
+        return self
 
 
 class GpuSelector(_Model):
@@ -154,9 +218,11 @@ class GpuSelector(_Model):
 
 
 class ContextSpec(_Model):
-    max_model_len: Annotated[int, Field(ge=MIN_MODEL_LEN, le=262144)] | Literal["auto"] = "auto"
-    """Longest request in tokens (4096 to 262144), or auto: the largest that fits, up to 131072 (the
-    maximum the public vLLM recipe states for this model; longer contexts are marked unvalidated)."""
+    max_model_len: Annotated[int, Field(ge=MIN_MODEL_LEN, le=1048576)] | Literal["auto"] = "auto"
+    """Longest request in tokens (4096 up to the model's max_position_embeddings: 262144 for
+    MiMo-V2-Flash, 1048576 for MiMo-V2.5 and V2.5-Pro), or auto: the largest that fits, up to 131072
+    (the maximum the public vLLM recipe states for MiMo-V2-Flash; longer contexts are marked
+    unvalidated)."""
     min_concurrency: Annotated[int, Field(ge=1, le=MAX_MIN_CONCURRENCY)] = 1
     """Max-length requests that must fit in the KV cache at once (1 to 4096; at most 1024 per data
     parallel rank, vLLM's default max-num-seqs)."""

@@ -7,7 +7,7 @@ changes the plan the same way it changes the checkpoint.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal
 
@@ -93,6 +93,16 @@ class MoeSpec:
 
 
 @dataclass(frozen=True)
+class EncoderSpec:
+    """A multimodal encoder the checkpoint carries beside the decoder (bf16 weights)."""
+
+    name: str  # parameter group name, e.g. vision_encoder
+    modality: str  # the --limit-mm-per-prompt keys it serves: image/video (vision) or audio
+    params: int
+    tensor_parallel: bool  # vLLM splits it over the TP ranks (else every rank holds a full copy)
+
+
+@dataclass(frozen=True)
 class ModelProfile:
     """Everything the planner needs to know about one model."""
 
@@ -110,8 +120,10 @@ class ModelProfile:
     dense_intermediate: int
     mtp_blocks: int
     param_groups: tuple[ParamGroup, ...]
-    # Precision of the checkpoint the model's authors publish; others must be supplied by the user.
+    # Precision the checkpoint's weights are stored in (its config.json quantization_config).
     official_precision: Precision
+    # Multimodal encoders (MiMo-V2.5's vision and audio towers); () for text-only models.
+    encoders: tuple[EncoderSpec, ...] = ()
 
     def attention_for_layer(self, layer: int) -> AttentionSpec:
         return self.full_attention if layer in self.full_attention_layers else self.sliding_attention
@@ -122,6 +134,12 @@ class ModelProfile:
 
     def total_params(self, include_mtp: bool = True) -> int:
         return sum(g.total_params for g in self.param_groups if include_mtp or g.placement != "mtp")
+
+    def without_encoders(self) -> ModelProfile:
+        """The profile vLLM serves when every multimodal limit is 0: the encoders are not loaded."""
+        names = {enc.name for enc in self.encoders}
+        groups = tuple(g for g in self.param_groups if g.name not in names)
+        return replace(self, param_groups=groups, encoders=())
 
     def checkpoint_bytes(self, precision: Precision) -> float:
         """Bytes of the whole checkpoint in `precision`, MTP blocks included (what is read from disk)."""

@@ -272,7 +272,7 @@ def _to_plan(request: PlanRequest, profile: ModelProfile, ev: _Evaluation, rejec
     budget = request.gpu.memory_mib * MIB * request.gpu_memory_utilization
     est = _decode_tokens_per_s_per_gpu(request, profile, ev, length)
     attention = attention_plan(request.gpu, request.kv_cache_dtype)
-    validation = _validation(request, ev)
+    validation = _validation(request, profile, ev)
     notes = _notes(request, profile, attention, length)
     notes.append(
         f'vLLM will log "GPU KV cache size: {vllm_figures.log_kv_cache_tokens * lay.data:,} tokens" and '
@@ -425,7 +425,7 @@ def plan(request: PlanRequest, profile: ModelProfile) -> Plan | PlanError:
         return _choose_throughput(request, profile, evaluations, feasible)
     # Layouts are ordered fewest GPUs first; a layout someone ran in public wins over a smaller one
     # nobody has (validated layouts first), and the smaller ones are listed with that reason.
-    validated = [ev for ev in feasible if _validation(request, ev).validated]
+    validated = [ev for ev in feasible if _validation(request, profile, ev).validated]
     chosen = validated[0] if validated else feasible[0]
     rejected = [
         Rejected(ev.layout.describe(), ev.problem)
@@ -436,7 +436,7 @@ def plan(request: PlanRequest, profile: ModelProfile) -> Plan | PlanError:
         Rejected(
             ev.layout.describe(),
             f"fits on {ev.layout.gpus} GPUs but no public run validates it; "
-            f"{chosen.layout.describe()} is {_validation(request, chosen).text}",
+            f"{chosen.layout.describe()} is {_validation(request, profile, chosen).text}",
         )
         for ev in feasible
         if ev.layout.gpus < chosen.layout.gpus
@@ -444,7 +444,7 @@ def plan(request: PlanRequest, profile: ModelProfile) -> Plan | PlanError:
     return _to_plan(request, profile, chosen, rejected)
 
 
-def _validation(request: PlanRequest, ev: _Evaluation) -> Validation:
+def _validation(request: PlanRequest, profile: ModelProfile, ev: _Evaluation) -> Validation:
     lay = ev.layout
     return validation_for(
         request.gpu,
@@ -457,6 +457,7 @@ def _validation(request: PlanRequest, ev: _Evaluation) -> Validation:
         max_model_len=_chosen_len(request, ev),
         mtp=ev.mtp,
         hybrid_kv_cache=request.hybrid_kv_cache,
+        model=profile.hf_repo,
     )
 
 

@@ -22,6 +22,9 @@ VLLM_RECIPE = "vLLM recipe (github.com/vllm-project/recipes, MiMo/MiMo-V2-Flash.
 # The model's own README (github.com/XiaomiMiMo/MiMo-V2-Flash, "Inference & Deployment"): SGLang
 # with `--tp-size 8 --dp-size 2 --enable-dp-attention` on one 8-GPU node.
 SGLANG_README = "SGLang launch command in the MiMo-V2-Flash README (github.com/XiaomiMiMo/MiMo-V2-Flash)"
+# SGLang cookbook, MiMo-V2.5 page (docs.sglang.io/cookbook/autoregressive/Xiaomi/MiMo-V2.5),
+# "Configuration Tips": "MiMo-V2.5-Pro (1.02T): B200: single node, TP=8 (verified)".
+SGLANG_COOKBOOK_V25 = "SGLang cookbook, MiMo-V2.5 page (docs.sglang.io)"
 # The recipe's "max is 128k": the longest context any public vLLM run of this model claims.
 RECIPE_MAX_MODEL_LEN = 131072
 
@@ -37,6 +40,8 @@ class PublicRun:
     data: int
     expert: bool
     engine: str = "vLLM"
+    # The checkpoint it ran: a MiMo-V2-Flash run says nothing about MiMo-V2.5 or V2.5-Pro.
+    model: str = "XiaomiMiMo/MiMo-V2-Flash"
 
 
 PUBLIC_RUNS: tuple[PublicRun, ...] = (
@@ -63,6 +68,16 @@ PUBLIC_RUNS: tuple[PublicRun, ...] = (
         expert=False,
         engine="SGLang",
     ),
+    PublicRun(
+        SGLANG_COOKBOOK_V25,
+        "SGLang cookbook, not vLLM",
+        frozenset({"B200-192GB"}),
+        tensor=8,
+        data=1,
+        expert=False,
+        engine="SGLang",
+        model="XiaomiMiMo/MiMo-V2.5-Pro",
+    ),
 )
 
 
@@ -85,6 +100,7 @@ def validation_for(
     max_model_len: int,
     mtp: bool,
     hybrid_kv_cache: bool,
+    model: str = "XiaomiMiMo/MiMo-V2-Flash",
 ) -> Validation:
     """Match a plan against the public runs; every setting none of them used makes it unvalidated."""
     differences: list[str] = []
@@ -101,10 +117,14 @@ def validation_for(
     layout_runs = [
         run
         for run in PUBLIC_RUNS
-        if pipeline == 1 and (run.tensor, run.data, run.expert) == (tensor, data, expert)
+        if run.model == model
+        and pipeline == 1
+        and (run.tensor, run.data, run.expert) == (tensor, data, expert)
     ]
     matching = [run for run in layout_runs if gpu.key in run.gpus]
-    if not matching:
+    if not any(run.model == model for run in PUBLIC_RUNS):
+        differences.insert(0, f"no public run of {model} is recorded")
+    elif not matching:
         if layout_runs:
             names = sorted({key for run in layout_runs for key in run.gpus})
             differences.insert(0, f"this layout was run publicly on {', '.join(names)}, not on {gpu.key}")

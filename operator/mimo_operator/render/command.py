@@ -19,7 +19,8 @@ from mimo_operator.render.weights import fetch_mode, vllm_model_arg
 # secret out of the pod spec and out of `ps` output.
 API_KEY_ENV = "VLLM_API_KEY"
 NODE_RANK_ENV = "NODE_RANK"
-# MiMo-V2-Flash's own parsers, registered in vLLM 0.33 (model-facts.md).
+# The MiMo family's own parsers, registered in vLLM 0.33 under `mimo` and shared by every member
+# (models/family.py ServingTraits; model-facts.md).
 REASONING_PARSER = "mimo"
 TOOL_CALL_PARSER = "mimo"
 # vLLM uses the first of the three MTP blocks; one speculative token per step (vLLM recipe).
@@ -72,6 +73,12 @@ def vllm_serve_args(
             "--default-chat-template-kwargs",
             json.dumps({"enable_thinking": True}, separators=(",", ":")),
         ]
+    limits = spec.model.multimodal_limits
+    if limits is not None:
+        # vLLM 0.33.0 skips building an encoder whose modalities are all limited to 0
+        # (SupportsMultiModal._mark_tower_model); the plan leaves those encoders out too.
+        chosen = limits.model_dump(exclude_none=True)
+        args += ["--limit-mm-per-prompt", json.dumps(chosen, separators=(",", ":"))]
     if master_addr is not None:
         args += [
             "--nnodes",

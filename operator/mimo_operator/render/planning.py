@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mimo_operator.api.spec import MimoDeploymentSpec
+from mimo_operator.models.family import ResolvedModel, UnknownModel, precision_problem, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
-from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
 from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
 
 # Either flag makes vLLM store every layer's full KV (model-facts.md, "KV cache").
@@ -42,6 +44,63 @@ def plan_request_for(spec: MimoDeploymentSpec, gpu: GpuSpec) -> PlanRequest:
     )
 
 
+def model_for(spec: MimoDeploymentSpec) -> ResolvedModel | PlanError:
+    """The checkpoint the spec names (or describes with spec.model.config), with its profile as vLLM
+    will load it: without the encoders when every multimodal limit is 0."""
+    try:
+        resolved = resolve_model(spec.model.name, spec.model.config, spec.model.copy_of, spec.precision)
+    except UnknownModel as err:
+        return PlanError(err.reason, str(err))
+    limits = spec.model.multimodal_limits
+    if limits is not None and not resolved.serving.multimodal:
+        return PlanError(
+            "ModelNotMultimodal",
+            f"spec.model.multimodalLimits applies to multimodal models; {spec.model.name} serves text only",
+        )
+    if limits is not None and limits.text_only():
+        resolved = replace(resolved, profile=resolved.profile.without_encoders())
+    return resolved
+
+
+def request_for_model(request: PlanRequest, resolved: ResolvedModel) -> PlanRequest | PlanError:
+    """Fit a request to what the checkpoint can do: the precision it is stored in, and MTP only when
+    its weights carry MTP blocks (vLLM's MTP drafter loads the first one)."""
+    mismatch = precision_problem(resolved, request.precision)
+    if mismatch is not None:
+        return PlanError("PrecisionMismatch", mismatch)
+    if resolved.profile.mtp_blocks == 0:
+        if request.mtp:
+            return PlanError(
+                "NoMtpWeights",
+                f"speculative decoding with MTP is on, but {resolved.profile.hf_repo} declares no MTP "
+                "blocks (num_nextn_predict_layers in its config.json): set speculativeDecoding.mtp: off",
+            )
+        return replace(request, mtp=False)
+    return request
+
+
+def model_notes(resolved: ResolvedModel, name: str) -> tuple[str, ...]:
+    """What a person should know about the checkpoint behind a plan (status.plan.notes, CLI)."""
+    profile, notes = resolved.profile, []
+    if resolved.known is not None and resolved.known.revision:
+        notes.append(
+            f"sized from {resolved.known.name}'s config.json at revision {resolved.known.revision[:12]}; "
+            "pin spec.model.revision to it to serve exactly what was planned"
+        )
+    elif resolved.known is None:
+        notes.append(
+            f"{name}: sized as a {profile.official_precision} {profile.architecture} checkpoint from "
+            "spec.model.copyOf or spec.model.config; the planner cannot check the files themselves"
+        )
+    if profile.encoders:
+        total = sum(enc.params for enc in profile.encoders) * 2 / 2**30
+        notes.append(
+            f"{profile.name} loads its vision and audio encoders ({total:.1f} GiB in bf16); set "
+            "spec.model.multimodalLimits image, video and audio to 0 to serve text only without them"
+        )
+    return tuple(notes)
+
+
 def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
     """Plan a spec; spec-level problems the CRD cannot catch come back as a PlanError too."""
     owned = spec.owned_flags_in_extra_args()
@@ -50,7 +109,16 @@ def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
             "ExtraArgsOwnedFlag",
             f"spec.serving.extraArgs sets {', '.join(owned)}, which the operator derives from the spec",
         )
+    resolved = model_for(spec)
+    if isinstance(resolved, PlanError):
+        return resolved
     gpu = gpu_for(spec)
     if isinstance(gpu, PlanError):
         return gpu
-    return plan(plan_request_for(spec, gpu), MIMO_V2_FLASH)
+    request = request_for_model(plan_request_for(spec, gpu), resolved)
+    if isinstance(request, PlanError):
+        return request
+    result = plan(request, resolved.profile)
+    if isinstance(result, PlanError):
+        return result
+    return replace(result, notes=model_notes(resolved, spec.model.name) + result.notes)
