@@ -275,7 +275,11 @@ def test_a_users_variable_reference_reaches_vllm_as_written(tmp_path: Path) -> N
         md = _load(
             scenario,
             serving={"extraArgs": ["--chat-template=$(HF_TOKEN)"]},
-            model={"name": "/models/$(X)", "tokenSecretRef": {"name": "hf-token", "key": "token"}},
+            model={
+                "name": "/models/$(X)",
+                "copyOf": "XiaomiMiMo/MiMo-V2-Flash",  # a path: the planner needs the checkpoint it copies
+                "tokenSecretRef": {"name": "hf-token", "key": "token"},
+            },
         )
         _, children = _render(md)
         for pod in statefulset_pods(_of_kind(children, "StatefulSet")[0]):
