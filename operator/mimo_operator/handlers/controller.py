@@ -41,6 +41,8 @@ WATCHED_CHILDREN: tuple[tuple[str, str, str], ...] = (
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("keda.sh", "v1alpha1", "scaledobjects"),
     ("monitoring.coreos.com", "v1", "podmonitors"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("inference.networking.k8s.io", "v1", "inferencepools"),
 )
 
 
@@ -66,7 +68,7 @@ class Controller:
         self._on_outcome = on_outcome
         self._on_request = on_request
         self._on_forget = on_forget
-        self._capabilities = (False, False)
+        self._capabilities = (False, False, False, False)
         self.child_versions: dict[tuple[str, str, str], str] = {}
         self.cache = ChildCache()
         self._discovered_at = -math.inf
@@ -172,10 +174,18 @@ class Controller:
             self._capabilities = (
                 await api_serves(client, "keda.sh/v1alpha1", "scaledobjects"),
                 await api_serves(client, "monitoring.coreos.com/v1", "podmonitors"),
+                await api_serves(client, "gateway.networking.k8s.io/v1", "httproutes"),
+                await api_serves(client, "inference.networking.k8s.io/v1", "inferencepools"),
             )
             self._discovered_at = now
-        keda, pod_monitor = self._capabilities
-        return dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
+        keda, pod_monitor, gateway, pool = self._capabilities
+        return dataclasses.replace(
+            self.config,
+            keda_available=keda,
+            pod_monitor_available=pod_monitor,
+            gateway_api_available=gateway,
+            inference_pool_available=pool,
+        )
 
     async def _resync(self) -> None:
         while True:
