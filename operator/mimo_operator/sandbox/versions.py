@@ -42,5 +42,5 @@ PROMETHEUS_OPERATOR_VERSION: Final = "v0.85.0"
 GATEWAY_API_VERSION: Final = "v1.6.3"
 
 # promtool (`promtool check rules`, `promtool test rules` for the chart's alerts). Prometheus 3.x tags its
-# Go module as v0.<3xx>.<patch>, so v0.316.0 is the module version of a Prometheus 3 release.
+# Go module as v0.<3xx>.<patch>: v0.316.0 is Prometheus 3.16.0 (the VERSION file in the module says so).
 PROMETHEUS_VERSION: Final = "v0.316.0"
