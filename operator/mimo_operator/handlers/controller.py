@@ -70,7 +70,7 @@ class Controller:
         self._on_request = on_request
         self._on_forget = on_forget
         self._on_error = on_error
-        self._capabilities = (False, False)
+        self._capabilities = (False, False, False, False)
         self.child_versions: dict[tuple[str, str, str], str] = {}
         self.cache = ChildCache()
         self._discovered_at = -math.inf
@@ -312,16 +312,26 @@ class Controller:
             self._capabilities = (
                 await api_serves(client, "keda.sh/v1alpha1", "scaledobjects"),
                 await api_serves(client, "monitoring.coreos.com/v1", "podmonitors"),
+                await api_serves(client, "gateway.networking.k8s.io/v1", "httproutes"),
+                await api_serves(client, "inference.networking.k8s.io/v1", "inferencepools"),
             )
             self._discovered_at = now
             self._watch_children(client)
-        keda, pod_monitor = self._capabilities
-        return dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
+        return self._render_config()
+
+    def _render_config(self) -> RenderConfig:
+        keda, pod_monitor, gateway, pool = self._capabilities
+        return dataclasses.replace(
+            self.config,
+            keda_available=keda,
+            pod_monitor_available=pod_monitor,
+            gateway_api_available=gateway,
+            inference_pool_available=pool,
+        )
 
     def _watch_children(self, client: KubeClient) -> list[asyncio.Event]:
         """A watch per child kind the cluster serves and namespace; the events of first LISTs."""
-        keda, pod_monitor = self._capabilities
-        config = dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
+        config = self._render_config()
         scopes = self._scopes()
         listed: list[asyncio.Event] = []
         for api_version, kind_name in child_kinds(config):

@@ -42,6 +42,8 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind(c.API_VERSION, c.KIND, c.PLURAL),
         Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+        Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+        Kind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
     )
 }
 MIMO = KINDS[(c.API_VERSION, c.KIND)]

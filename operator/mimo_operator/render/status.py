@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mimo_operator.api import Condition, MimoDeployment, MimoDeploymentStatus, PlanStatus
+from mimo_operator.api import AutoscalingStatus, Condition, MimoDeployment, MimoDeploymentStatus, PlanStatus
 from mimo_operator.api import constants as c
 from mimo_operator.api.status import Phase
 from mimo_operator.planner import Plan
@@ -164,6 +164,7 @@ def compute_status(
     autoscaler: dict[str, Any] | None = None,
     keda_available: bool = False,
     problems: Sequence[tuple[str, str]] = (),
+    scaling: AutoscalingStatus | None = None,
 ) -> MimoDeploymentStatus:
     gen = md.metadata.generation
     replicas = md.spec.effective_replicas()
@@ -234,6 +235,7 @@ def compute_status(
         ready=f"{ready}/{replicas}",
         selector=names.selector_string(names.leader_selector(md, multi)),
         endpoint=f"http://{names.api_service_name(md)}.{md.metadata.namespace}.svc:{c.HTTP_PORT}/v1",
+        autoscaling=scaling,
     )
 
 

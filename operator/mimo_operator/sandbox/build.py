@@ -109,7 +109,7 @@ def ensure_binaries(*, progress: TextIO | None = None) -> BinPaths:
     if not all(p.is_file() for p in paths.values()):
         # A lock, because two pytest sessions (or `make -j`) starting at once would otherwise both
         # spend 15 minutes compiling the same thing into the same place.
-        with _build_lock():
+        with build_lock():
             _Builder(out).build_missing(paths)
     bin_dir = _link_dir(paths)
     return BinPaths(
@@ -133,7 +133,7 @@ def kwok_module_dir() -> Path:
         candidate = modcache / "sigs.k8s.io" / f"kwok@{versions.KWOK_VERSION}"
         if candidate.is_dir():
             return candidate
-    info = _go_mod_download(f"sigs.k8s.io/kwok@{versions.KWOK_VERSION}", env=_go_env(), log=None)
+    info = go_mod_download(f"sigs.k8s.io/kwok@{versions.KWOK_VERSION}", env=go_env(), log=None)
     return Path(info["Dir"])
 
 
@@ -152,10 +152,11 @@ def _link_dir(paths: Mapping[str, Path]) -> Path:
 
 
 @contextmanager
-def _build_lock() -> Iterator[None]:
+def build_lock(name: str = "build") -> Iterator[None]:
+    """An exclusive lock on `<cache>/<name>.lock`: compiles share "build" so two never compete for CPU."""
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
-    with (root / "build.lock").open("w") as fh:
+    with (root / f"{name}.lock").open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -173,7 +174,7 @@ def _go_binary() -> str:
     return go
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
     env = dict(os.environ)
     # Static binaries: no C toolchain needed, and they run anywhere on this machine.
     env["CGO_ENABLED"] = "0"
@@ -210,7 +211,7 @@ def _run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
     return proc.stdout
 
 
-def _go_mod_download(module_at_version: str, *, env: Mapping[str, str], log: Path | None) -> dict[str, str]:
+def go_mod_download(module_at_version: str, *, env: Mapping[str, str], log: Path | None) -> dict[str, str]:
     # Outside any module, so the command cannot be confused by a go.mod in the current directory.
     scratch = cache_dir() / "src"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -264,7 +265,7 @@ class _Wrapped:
 class _Builder:
     def __init__(self, out: TextIO) -> None:
         self._out = out
-        self._env = _go_env()
+        self._env = go_env()
 
     def _say(self, msg: str) -> None:
         self._out.write(f"[mimo-operator sandbox] {msg}\n")
@@ -366,7 +367,7 @@ class _Builder:
         log = work / "build.log"
         log.write_text("")
         self._say(f"reading {spec.module}@{spec.version}'s go.mod for its local replace directives ...")
-        info = _go_mod_download(f"{spec.module}@{spec.version}", env=self._env, log=log)
+        info = go_mod_download(f"{spec.module}@{spec.version}", env=self._env, log=log)
         upstream_mod = Path(info["GoMod"]).read_text()
         replaced = local_replacements(upstream_mod)
         if not replaced:
@@ -417,6 +418,17 @@ class _Builder:
         if not go_mod.exists() or go_mod.read_text() != text:
             go_mod.write_text(text)
             (work / "go.sum").unlink(missing_ok=True)
+
+
+def go_install(
+    name: str, target: str, final: Path, *, ldflags: str = "", progress: TextIO | None = None
+) -> None:
+    """`go install target` into `final` (an extra tool such as promtool), under the build lock."""
+    with build_lock():
+        if not final.is_file():
+            _Builder(progress if progress is not None else sys.stderr)._go_install(
+                name, target, final, ldflags=ldflags
+            )
 
 
 def main() -> int:
