@@ -130,7 +130,9 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
         # The final JSON line (reason, bytes, commit) stays in the pod status after it ends.
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
-        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        # Hashing every byte (sha256) and the transfer take about one core each; the limit keeps a
+        # download from starving the node's other pods (and checkov's CKV_K8S_11 asks for one).
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "2Gi"}},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
