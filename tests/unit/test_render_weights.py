@@ -127,8 +127,10 @@ def test_user_named_claim_is_filled_but_never_created() -> None:
     ],
 )
 def test_no_job_where_the_operator_does_not_fetch(cache: dict[str, Any] | None) -> None:
-    model_name = "/models/mimo-v2-flash-fp8" if cache and cache.get("persistentVolumeClaim") else None
-    md = _md(cache, **({"name": model_name} if model_name else {}))
+    preloaded = cache and cache.get("persistentVolumeClaim")
+    # A copy already on the claim: its path, and the checkpoint it is a copy of (for the planner).
+    model = {"name": "/models/mimo-v2-flash-fp8", "copyOf": "XiaomiMiMo/MiMo-V2-Flash"} if preloaded else {}
+    md = _md(cache, **model)
     children = _children(md)
     assert not [c for c in children if c["kind"] == "Job"]
     vllm = _vllm(children)
