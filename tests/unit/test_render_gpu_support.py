@@ -87,14 +87,19 @@ def test_status_plan_carries_the_planners_notes_validation_and_vllm_figures() ->
             "apiVersion": "serving.mimo.dev/v1alpha1",
             "kind": "MimoDeployment",
             "metadata": {"name": "m", "namespace": "llm"},
-            "spec": {"precision": "bf16", "gpu": {"type": "H200-141GB"}},
+            "spec": {
+                "precision": "bf16",
+                "gpu": {"type": "H200-141GB"},
+                # No official bf16 checkpoint exists: a copy, declared as one (the family registry).
+                "model": {"name": "/models/mimo-bf16", "copyOf": "XiaomiMiMo/MiMo-V2-Flash"},
+            },
         }
     )
     plan = plan_for(md.spec)
     assert isinstance(plan, Plan)
     status = plan_status(plan, "abc").model_dump(by_alias=True)
-    # The planner's own note that no bf16 checkpoint exists used to be dropped before status.
-    assert any("no official bf16 checkpoint" in n for n in status["notes"])
-    assert status["validation"].startswith("unvalidated: bf16 weights")
+    # The planner's own notes used to be dropped before status: here, that it cannot check the copy.
+    assert any("the planner cannot check the files themselves" in n for n in status["notes"])
+    assert status["validation"].startswith("unvalidated:") and "bf16 weights" in status["validation"]
     assert status["vllmLogMaxConcurrency"] == plan.vllm_log_max_concurrency > 0
     assert status["attentionBackend"] == "FLASH_ATTN_DIFFKV" and status["attentionBackendFlag"] is False

@@ -54,7 +54,7 @@ def test_every_pod_of_every_scenario_was_run(
     lines: list[tuple[str, Plan, dict[str, Any], list[str]]],
 ) -> None:
     # fp8-h100 and autoscaling: 2 and 3 pods of one StatefulSet; fp8-h200 and placement: 1 each;
-    # bf16-h100-multinode: 2 replicas x 2 nodes. (spec.replicas of each input; 1 when absent.)
+    # bf16-h100-multinode: 2 replicas x 2 nodes; fp8-kv-b200: 1. (spec.replicas of each input; 1 if absent.)
     assert sorted(label for label, _, _, _ in lines) == [
         "autoscaling/mimo-auto-0",
         "autoscaling/mimo-auto-1",
@@ -66,6 +66,7 @@ def test_every_pod_of_every_scenario_was_run(
         "fp8-h100/mimo-0",
         "fp8-h100/mimo-1",
         "fp8-h200/mimo-h200-0",
+        "fp8-kv-b200/mimo-fp8kv-b200-0",
         "placement-extra-args/mimo-placed-0",
     ]
 

@@ -80,7 +80,8 @@ MULTI_NODE = {
     "kind": "MimoDeployment",
     "metadata": {"name": "mimo", "namespace": "llm", "uid": "00000000-0000-0000-0000-0000000000aa"},
     "spec": {
-        "model": {"name": MODEL, "servedName": "mimo-v2-flash"},
+        # bf16: the official checkpoint is fp8, so a bf16 copy on a volume, declared as a copy of it.
+        "model": {"name": "/models/mimo-v2-flash-bf16", "copyOf": MODEL, "servedName": "mimo-v2-flash"},
         "precision": "bf16",
         "gpu": {"type": "H100-80GB"},
         "speculativeDecoding": {"mtp": "on"},
