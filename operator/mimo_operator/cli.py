@@ -26,7 +26,6 @@ from mimo_operator.planner.report import plan_as_dict, plan_as_table, plan_expla
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
 from mimo_operator.render.planning import model_notes, request_for_model
-from mimo_operator.sandbox.command import add_sandbox_parser
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
 EXIT_LEADERSHIP_LOST = 3  # `run --leader-elect` only: this replica stopped leading and must restart
@@ -334,7 +333,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mimo_operator.demo import run_demo
+    from mimo_sandbox.demo import run_demo
 
     return run_demo(args.examples, interactive=not args.non_interactive, timeout=args.timeout)
 
@@ -373,12 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--non-interactive", action="store_true", help="print the result and tear down")
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the examples")
     demo.set_defaults(func=_cmd_demo)
-    add_sandbox_parser(sub)
+    # Listed for --help only: main() hands `sandbox ...` to the sandbox's own parser before parsing.
+    sub.add_parser("sandbox", help="local Kubernetes control plane with simulated GPU nodes (kwok)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["sandbox"]:
+        # Developer tooling (Go builds, certificates, process supervision) lives in mimo_sandbox and is
+        # imported only here and in `demo`, so `run` in a pod never loads it or `cryptography`.
+        from mimo_sandbox.command import main as sandbox_main
+
+        return sandbox_main(words)
+    args = build_parser().parse_args(words)
     handler: Handler = args.func
     try:
         return handler(args)

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from mimo_operator.sandbox.cluster import Sandbox
+from mimo_sandbox.cluster import Sandbox
 
 WRITE_VERBS = ("apply", "patch", "create", "delete", "update")
 

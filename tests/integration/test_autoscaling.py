@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import wait_for
 from tests.integration.conftest import EXAMPLES, get_json
 from tests.integration.operator_process import OperatorProcess
 

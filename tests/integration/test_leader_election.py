@@ -29,8 +29,8 @@ from mimo_operator.kube.lease import (
     RETRY_PERIOD_SECONDS,
     LeaderElector,
 )
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.integration.api_proxy import ApiProxy
 from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
 from tests.integration.operator_process import OperatorProcess

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mimo_operator.sandbox import versions
+from mimo_sandbox import versions
 
 _LOG_TAIL_LINES = 40
 
