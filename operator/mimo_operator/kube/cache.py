@@ -112,8 +112,7 @@ class ChildCache:
         for api_version, kind in kinds:
             if (api_version, kind) in self.primed:
                 continue
-            for item in await client.list(KINDS[(api_version, kind)].collection(namespace), selector):
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                live[child_key(item)] = item
+            listed_kind = KINDS[(api_version, kind)]
+            for item in await client.list(listed_kind.collection(namespace), selector):
+                live[child_key(listed_kind.stamp(item))] = item
         return live

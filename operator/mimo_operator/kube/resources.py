@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mimo_operator.api import constants as c
 
@@ -12,19 +13,24 @@ class Kind:
     api_version: str
     kind: str
     plural: str
-    namespaced: bool = True
 
     @property
     def base(self) -> str:
         return f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
 
     def collection(self, namespace: str | None) -> str:
-        if self.namespaced and namespace:
+        if namespace:  # every kind here is namespaced; no namespace lists across all of them
             return f"{self.base}/namespaces/{namespace}/{self.plural}"
         return f"{self.base}/{self.plural}"
 
     def item(self, namespace: str | None, name: str) -> str:
         return f"{self.collection(namespace)}/{name}"
+
+    def stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj` with this kind's apiVersion and kind, which the items of a LIST come without."""
+        obj.setdefault("apiVersion", self.api_version)
+        obj.setdefault("kind", self.kind)
+        return obj
 
 
 KINDS: dict[tuple[str, str], Kind] = {
@@ -34,7 +40,6 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Event", "events"),
         Kind("v1", "Pod", "pods"),
         Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-        Kind("v1", "Node", "nodes", namespaced=False),
         Kind("apps/v1", "StatefulSet", "statefulsets"),
         Kind("batch/v1", "Job", "jobs"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),

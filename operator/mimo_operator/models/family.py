@@ -33,7 +33,6 @@ V25_ENCODERS = (
     EncoderSpec("vision_encoder", "image,video", 729_000_000, tensor_parallel=True),
     EncoderSpec("audio_encoder", "audio", 261_000_000, tensor_parallel=False),
 )
-MODALITIES = ("image", "video", "audio")
 
 
 @dataclass(frozen=True)

@@ -237,10 +237,6 @@ def compute_status(
     )
 
 
-def status_as_patch(status: MimoDeploymentStatus) -> dict[str, Any]:
-    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
 AUTOSCALING_CONDITIONS = ("Autoscaling", "ScalingLimited")
 
 

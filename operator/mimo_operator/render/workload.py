@@ -204,7 +204,7 @@ def render_statefulsets(
     groups = []
     for replica in range(replicas):
         name = names.group_statefulset_name(md, replica)
-        labels = {**base, c.LABEL_ROLE: "group", c.LABEL_REPLICA: str(replica)}
+        labels = {**base, c.LABEL_ROLE: c.ROLE_GROUP, c.LABEL_REPLICA: str(replica)}
         selector = {c.LABEL_DEPLOYMENT: md.metadata.name, c.LABEL_REPLICA: str(replica)}
         master = f"{name}-0.{names.pods_service_name(md)}.{md.metadata.namespace}.svc"
         template = _pod_template(md, plan, config, labels, master)
