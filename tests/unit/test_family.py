@@ -93,7 +93,7 @@ def test_a_declared_bf16_copy_is_planned_with_the_architecture_it_copies() -> No
             "gpu": {"type": "H100-80GB"},
         }
     )
-    # ~618 GB of bf16 weights (model-facts.md) need two 8x H100 nodes.
+    # ~618 GB of bf16 weights (~309B parameters x 2 bytes) need two 8x H100 nodes.
     assert isinstance(result, Plan)
     assert (result.nodes_per_replica, result.tensor_parallel, result.pipeline_parallel) == (2, 8, 2)
     assert result.checkpoint_gib * GIB / 1e9 == pytest.approx(618, rel=0.01)
@@ -215,7 +215,7 @@ def test_pro_on_b200_is_one_node_tp8_as_the_sglang_cookbook_verified() -> None:
 
 def test_v2_5_on_4x_b200_at_1m_context() -> None:
     # A public model-hosting example serves MiMo-V2.5 fp8 with vLLM on 4x B200 at 1M context and 64
-    # concurrent requests (design/model-facts.md, "The MiMo family after V2-Flash").
+    # concurrent requests (README, "The MiMo family").
     result = _plan(
         {
             "model": {"name": V25},

@@ -50,7 +50,7 @@ def _dashboard() -> dict:  # type: ignore[type-arg]
 
 def test_the_metric_list_is_real() -> None:
     vllm = _vllm_metrics()
-    # Sanity: the names the autoscaler and model-facts rely on are in vLLM 0.33's source.
+    # Sanity: the names the autoscaler relies on are in vLLM 0.33's source.
     assert {
         "vllm:num_requests_waiting",
         "vllm:num_requests_running",

@@ -20,7 +20,7 @@ from mimo_operator.render.weights import fetch_mode, vllm_model_arg
 API_KEY_ENV = "VLLM_API_KEY"
 NODE_RANK_ENV = "NODE_RANK"
 # The MiMo family's own parsers, registered in vLLM 0.33 under `mimo` and shared by every member
-# (models/family.py ServingTraits; model-facts.md).
+# (models/family.py ServingTraits; vLLM 0.33.0 vllm/reasoning/__init__.py and vllm/tool_parsers/__init__.py).
 REASONING_PARSER = "mimo"
 TOOL_CALL_PARSER = "mimo"
 # vLLM uses the first of the three MTP blocks; one speculative token per step (vLLM recipe).

@@ -9,7 +9,8 @@ from mimo_operator.models.family import ResolvedModel, UnknownModel, precision_p
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
 from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
 
-# Either flag makes vLLM store every layer's full KV (model-facts.md, "KV cache").
+# Either flag makes vLLM store every layer's full KV: vLLM 0.33.0 vllm/config/vllm.py turns the hybrid
+# KV cache manager off on the first, and on a `--kv-transfer-config` whose connector does not support it.
 HYBRID_KV_OFF_FLAGS = ("--disable-hybrid-kv-cache-manager", "--kv-transfer-config")
 
 
