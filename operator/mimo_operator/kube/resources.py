@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mimo_operator.api import constants as c
+from mimo_operator.api import constants
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,12 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("batch/v1", "Job", "jobs"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        Kind(c.API_VERSION, c.KIND, c.PLURAL),
+        Kind(constants.API_VERSION, constants.KIND, constants.PLURAL),
         Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
     )
 }
-MIMO = KINDS[(c.API_VERSION, c.KIND)]
+MIMO = KINDS[(constants.API_VERSION, constants.KIND)]
 
 
 def kind_of(obj: dict[str, object]) -> Kind:
