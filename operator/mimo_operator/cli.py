@@ -283,7 +283,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from mimo_operator.handlers.controller import run_operator
+    from mimo_operator.handlers.runtime import run_operator
     from mimo_operator.handlers.settings import OperatorSettings
     from mimo_operator.kube.lease import LeadershipLost
 

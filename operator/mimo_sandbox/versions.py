@@ -29,3 +29,18 @@ def kubernetes_staging_version(kubernetes_version: str = KUBERNETES_VERSION) -> 
     if major != "1":
         raise ValueError(f"unexpected Kubernetes version {kubernetes_version!r}")
     return f"v0.{minor}.{patch}"
+
+
+# Upstream CRDs the sandbox installs so the operator's optional children (and the chart's monitoring
+# objects) are validated by the real schemas, not by ones we wrote. Each ships inside its Go module, which
+# the module proxy serves; sandbox/upstream.py copies the files out by version.
+# KEDA: config/crd/bases/keda.sh_scaledobjects.yaml (https://github.com/kedacore/keda, tag v2.21.0).
+KEDA_VERSION: Final = "v2.21.0"
+# Prometheus Operator: example/prometheus-operator-crd/ (PodMonitor, ServiceMonitor, PrometheusRule).
+PROMETHEUS_OPERATOR_VERSION: Final = "v0.85.0"
+# Gateway API standard channel: config/crd/standard/ (GatewayClass, Gateway, HTTPRoute, ReferenceGrant).
+GATEWAY_API_VERSION: Final = "v1.6.3"
+
+# promtool (`promtool check rules`, `promtool test rules` for the chart's alerts). Prometheus 3.x tags its
+# Go module as v0.<3xx>.<patch>: v0.316.0 is Prometheus 3.16.0 (the VERSION file in the module says so).
+PROMETHEUS_VERSION: Final = "v0.316.0"

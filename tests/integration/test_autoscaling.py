@@ -2,139 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import yaml
 
+from mimo_operator.api import parse_mimo_deployment
+from mimo_operator.kube.compare import covers
+from mimo_operator.planner import Plan
+from mimo_operator.render import RenderConfig, plan_for, render_children
 from mimo_sandbox.cluster import Sandbox
 from mimo_sandbox.pytest_plugin import wait_for
+from mimo_sandbox.upstream import GATEWAY_API, KEDA, PROMETHEUS_OPERATOR, UpstreamCrds, ensure_crds
 from tests.integration.conftest import EXAMPLES, get_json
 from tests.integration.operator_process import OperatorProcess
+from tests.unit.test_chart import render
+from tests.unit.test_render_golden import GOLDEN, SCENARIOS
 
 pytestmark = pytest.mark.sandbox
 
-# The parts of KEDA's and the Prometheus Operator's CRDs the operator's objects must satisfy: the
-# fields both projects require, typed as upstream types them.
-KEDA_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "scaledobjects.keda.sh"},
-    "spec": {
-        "group": "keda.sh",
-        "names": {"kind": "ScaledObject", "plural": "scaledobjects", "singular": "scaledobject"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1alpha1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["scaleTargetRef", "triggers"],
-                                "x-kubernetes-preserve-unknown-fields": True,
-                                "properties": {
-                                    "scaleTargetRef": {
-                                        "type": "object",
-                                        "required": ["name"],
-                                        "properties": {
-                                            "apiVersion": {"type": "string"},
-                                            "kind": {"type": "string"},
-                                            "name": {"type": "string"},
-                                        },
-                                    },
-                                    "minReplicaCount": {"type": "integer", "format": "int32"},
-                                    "maxReplicaCount": {"type": "integer", "format": "int32"},
-                                    "triggers": {
-                                        "type": "array",
-                                        "items": {
-                                            "type": "object",
-                                            "required": ["metadata", "type"],
-                                            "properties": {
-                                                "type": {"type": "string"},
-                                                "metricType": {"type": "string"},
-                                                "metadata": {
-                                                    "type": "object",
-                                                    "additionalProperties": {"type": "string"},
-                                                },
-                                            },
-                                        },
-                                    },
-                                },
-                            },
-                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
-POD_MONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "podmonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com",
-        "names": {"kind": "PodMonitor", "plural": "podmonitors", "singular": "podmonitor"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["selector"],
-                                "x-kubernetes-preserve-unknown-fields": True,
-                                "properties": {
-                                    "selector": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    },
-                                    "podMetricsEndpoints": {
-                                        "type": "array",
-                                        "items": {
-                                            "type": "object",
-                                            "properties": {
-                                                "port": {"type": "string"},
-                                                "path": {"type": "string"},
-                                                "interval": {"type": "string"},
-                                            },
-                                        },
-                                    },
-                                },
-                            }
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+
+@contextmanager
+def upstream_crds(sandbox: Sandbox, *projects: UpstreamCrds) -> Iterator[None]:
+    """The projects' own CRDs (fetched from the Go module proxy at the pinned versions), removed
+    afterwards so other tests see a cluster without them. Server-side apply: the Prometheus Operator's
+    CRDs are larger than the last-applied annotation allows."""
+    files = [path for project in projects for path in ensure_crds(project)]
+    names = [yaml.safe_load(path.read_text())["metadata"]["name"] for path in files]
+    try:
+        for path in files:
+            sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        for name in names:
+            sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+        yield
+    finally:
+        for name in names:
+            sandbox.kubectl("delete", "crd", name, "--ignore-not-found", "--wait=true", check=False)
 
 
 @pytest.fixture
 def optional_crds(sandbox: Sandbox) -> Iterator[None]:
-    """KEDA's and the Prometheus Operator's CRDs, removed afterwards so other tests see neither."""
-    for crd in (KEDA_CRD, POD_MONITOR_CRD):
-        sandbox.kubectl("apply", "-f", "-", input=json.dumps(crd))
-        sandbox.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
-    try:
+    """KEDA's and the Prometheus Operator's real CRDs."""
+    with upstream_crds(sandbox, KEDA, PROMETHEUS_OPERATOR):
         yield
-    finally:
-        for crd in (KEDA_CRD, POD_MONITOR_CRD):
-            sandbox.kubectl("delete", "crd", crd["metadata"]["name"], "--wait=true", check=False)
 
 
 def _apply(sandbox: Sandbox, ns: str, **spec: Any) -> None:
@@ -210,8 +125,11 @@ def test_hpa_targets_the_deployment_and_the_operator_follows_its_writes(
     )
     scale = read_scale()
     assert scale["spec"]["replicas"] == 2
-    # Outside [min, max] the operator clamps: a write of 5 runs 2.
-    sandbox.kubectl(
+    # Outside [min, max] the operator clamps: a write of 5 runs 2. Replicas were already 2, so wait
+    # until the operator has reported on the generation the write made (a scale write changes spec,
+    # so it bumps metadata.generation), not merely for 2, which held before the write.
+    written = get_json(
+        sandbox,
         "-n",
         namespace,
         "patch",
@@ -222,14 +140,21 @@ def test_hpa_targets_the_deployment_and_the_operator_follows_its_writes(
         "-p",
         '{"spec":{"replicas":5}}',
     )
-    wait_for(
+    assert written["spec"]["replicas"] == 5
+    generation = get_json(sandbox, "-n", namespace, "get", "mimo", "mimo-auto")["metadata"]["generation"]
+    status = wait_for(
         lambda: (
-            get_json(sandbox, "-n", namespace, "get", "mimo", "mimo-auto")["status"].get("replicas") == 2
-            and get_json(sandbox, "-n", namespace, "get", "sts", "mimo-auto")["spec"]["replicas"] == 2
+            (obj := get_json(sandbox, "-n", namespace, "get", "mimo", "mimo-auto"))["status"].get(
+                "observedGeneration", 0
+            )
+            >= generation
+            and obj["status"]
         ),
         timeout=30,
-        description="replicas clamped to maxReplicas",
+        description=f"status for generation {generation} (the write of 5)",
     )
+    assert status["replicas"] == 2
+    assert get_json(sandbox, "-n", namespace, "get", "sts", "mimo-auto")["spec"]["replicas"] == 2
 
     # Without a metrics adapter the HPA cannot read vLLM's queue; the operator says why.
     cond = wait_for(
@@ -340,3 +265,203 @@ def test_operator_metrics_move_with_reconciles(
         == 4
     )
     assert after['mimo_operator_reconcile_duration_seconds_count{result="changed"}'] >= 1
+
+
+# --- issue 19: the real upstream CRDs accept what we render --------------------------------------
+
+SERVED = dataclasses.replace(
+    RenderConfig(), keda_available=True, pod_monitor_available=True, gateway_api_available=True
+)
+UPSTREAM_KINDS = {"ScaledObject", "PodMonitor", "HTTPRoute", "HorizontalPodAutoscaler"}
+
+
+def _variants(namespace: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every golden scenario with each autoscaler and a route, so each optional kind is rendered from
+    every plan shape (single-node, multi-node, capped start-up windows, scale-to-zero)."""
+    route = {
+        "gateway": {"name": "public", "namespace": "gateways", "sectionName": "https"},
+        "hostnames": ["llm.example.com"],
+    }
+    for name in SCENARIOS:
+        for label, extra in (
+            ("hpa", {"autoscaling": {"maxReplicas": 4}}),
+            ("keda", {"autoscaling": {"engine": "keda", "scaleUpReplicasPerStartup": 2}}),
+            ("keda-zero", {"autoscaling": {"engine": "keda", "scaleToZero": True}}),
+            ("hpa-slow-start", {"autoscaling": {"maxReplicas": 2}, "probes": {"startupBudgetSeconds": 7200}}),
+        ):
+            body = yaml.safe_load((GOLDEN / f"{name}.input.yaml").read_text())
+            body["metadata"]["namespace"] = namespace
+            body["metadata"]["name"] = f"{name}-{label}"[:40]
+            body["spec"].update(extra, route=route)
+            yield f"{name}/{label}", body
+
+
+def _server_accepts(sandbox: Sandbox, objects: list[dict[str, Any]], *, dry_run: bool) -> list[str]:
+    args = ["apply", "--server-side", "--field-manager=mimo-test", "-o", "name", "-f", "-"]
+    if dry_run:
+        args.insert(1, "--dry-run=server")
+    proc = sandbox.kubectl(
+        *args, input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}), check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_upstream_crds_accept_every_optional_child_we_render(sandbox: Sandbox, namespace: str) -> None:
+    with upstream_crds(sandbox, KEDA, PROMETHEUS_OPERATOR, GATEWAY_API):
+        seen: set[str] = set()
+        for variant, body in _variants(namespace):
+            md = parse_mimo_deployment(body)
+            plan = plan_for(md.spec)
+            assert isinstance(plan, Plan), variant
+            optional = [c for c in render_children(md, plan, SERVED) if c["kind"] in UPSTREAM_KINDS]
+            for child in optional:
+                child["metadata"].pop("ownerReferences")  # no owner object exists in this test
+            seen.update(c["kind"] for c in optional)
+            # Validated by the real schemas (and the HPA's by kube-apiserver), first without writing ...
+            names = _server_accepts(sandbox, optional, dry_run=True)
+            assert len(names) == len(optional), variant
+        assert seen == UPSTREAM_KINDS
+        # ... then stored for real, and read back as rendered (no field pruned by the schema).
+        _, body = next(_variants(namespace))
+        md = parse_mimo_deployment(body)
+        plan = plan_for(md.spec)
+        assert isinstance(plan, Plan)
+        optional = [c for c in render_children(md, plan, SERVED) if c["kind"] in UPSTREAM_KINDS]
+        for child in optional:
+            child["metadata"].pop("ownerReferences")
+        _server_accepts(sandbox, optional, dry_run=False)
+        for child in optional:
+            stored = get_json(
+                sandbox, "-n", namespace, "get", f"{child['kind'].lower()}", child["metadata"]["name"]
+            )
+            # Everything we set is there as we set it (the server may add its defaults beside it).
+            assert covers(stored["spec"], child["spec"]), child["kind"]
+
+
+def test_upstream_crds_accept_the_charts_monitoring_objects(sandbox: Sandbox, namespace: str) -> None:
+    docs = render(
+        sandbox.bin_dir / "helm",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+    )
+    objects = [d for d in docs if d["kind"] in ("ServiceMonitor", "PrometheusRule")]
+    assert sorted(o["kind"] for o in objects) == ["PrometheusRule", "ServiceMonitor"]
+    for obj in objects:
+        obj["metadata"]["namespace"] = namespace
+    with upstream_crds(sandbox, PROMETHEUS_OPERATOR):
+        assert len(_server_accepts(sandbox, objects, dry_run=True)) == 2
+
+
+def _expected_timeout(sandbox: Sandbox, namespace: str, name: str) -> int:
+    """From the plan the operator reported: max-model-len tokens at the replica's roofline decode rate
+    shared by vLLM's 1024 max_num_seqs, in 10 s steps, between 300 s and 3600 s (README)."""
+    obj = get_json(sandbox, "-n", namespace, "get", "mimo", name)
+    plan = plan_for(parse_mimo_deployment(obj).spec)
+    assert isinstance(plan, Plan) and plan.est_decode_tokens_per_s_per_gpu
+    assert obj["status"]["plan"]["maxModelLen"] == plan.max_model_len
+    speed = plan.est_decode_tokens_per_s_per_gpu * obj["status"]["plan"]["gpusPerReplica"] / 1024
+    return max(300, min(3600, math.ceil(plan.max_model_len / speed / 10) * 10))
+
+
+def test_route_with_timeouts_from_the_plan_only_where_the_gateway_api_is_served(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    route = {"gateway": {"name": "public"}, "endpointPicker": {"name": "mimo-epp"}}
+    _apply(sandbox, namespace, route=route, context={"maxModelLen": 65536})
+    wait_for(
+        lambda: get_json(sandbox, "-n", namespace, "get", "mimo", "mimo-auto").get("status", {}).get("phase"),
+        timeout=30,
+        description="status written",
+    )
+    # No Gateway API in the cluster: nothing routed, nothing failing.
+    assert (
+        sandbox.kubectl(
+            "-n", namespace, "get", "httproutes.gateway.networking.k8s.io", check=False
+        ).returncode
+        != 0
+    )
+    with upstream_crds(sandbox, GATEWAY_API):
+        operator.kill()  # a fresh operator discovers the API at once (else within discoverySeconds)
+        fresh = OperatorProcess(sandbox, namespace, operator.log_path.parent).start()
+        try:
+            routed = wait_for(
+                lambda: json.loads(
+                    sandbox.kubectl(
+                        "-n", namespace, "get", "httproute", "mimo-auto", "-o", "json", check=False
+                    ).stdout
+                    or "null"
+                ),
+                timeout=30,
+                description="HTTPRoute created",
+            )
+            (rule,) = routed["spec"]["rules"]
+            expected = _expected_timeout(sandbox, namespace, "mimo-auto")
+            assert rule["timeouts"] == {"request": f"{expected}s", "backendRequest": f"{expected}s"}
+            assert 300 < expected < 3600  # 64k tokens: between the floor and the ceiling
+            # No InferencePool API is served here (the Gateway API Inference Extension is not on the
+            # module proxy): the route goes straight to the API Service and no pool is attempted.
+            assert rule["backendRefs"] == [
+                {"group": "", "kind": "Service", "name": "mimo-auto", "port": 8000, "weight": 1}
+            ]
+            # A longer max-model-len lengthens the timeout (a new generation of the spec).
+            _apply(sandbox, namespace, route=route, context={"maxModelLen": 131072})
+            longer = wait_for(
+                lambda: (
+                    (
+                        t := get_json(sandbox, "-n", namespace, "get", "httproute", "mimo-auto")["spec"][
+                            "rules"
+                        ][0]["timeouts"]["request"]
+                    )
+                    != f"{expected}s"
+                    and int(t.removesuffix("s"))
+                ),
+                timeout=30,
+                description="timeout follows the new max-model-len",
+            )
+            assert longer == _expected_timeout(sandbox, namespace, "mimo-auto") > expected
+            # Taking the route out of the spec deletes it.
+            _apply(sandbox, namespace, context={"maxModelLen": 131072})
+            wait_for(
+                lambda: (
+                    sandbox.kubectl("-n", namespace, "get", "httproute", "mimo-auto", check=False).returncode
+                    != 0
+                ),
+                timeout=30,
+                description="HTTPRoute pruned",
+            )
+        finally:
+            fresh.kill()
+
+
+def test_status_reports_the_start_up_aware_policy_and_the_hpa_carries_it(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    _apply(sandbox, namespace, autoscaling={"maxReplicas": 3, "scaleUpReplicasPerStartup": 2})
+    scaling = wait_for(
+        lambda: (
+            get_json(sandbox, "-n", namespace, "get", "mimo", "mimo-auto")
+            .get("status", {})
+            .get("autoscaling")
+        ),
+        timeout=30,
+        description="status.autoscaling",
+    )
+    sts = get_json(sandbox, "-n", namespace, "get", "sts", "mimo-auto")
+    probe = sts["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    assert scaling["startupBudgetSeconds"] == probe["periodSeconds"] * probe["failureThreshold"]
+    hpa = wait_for(
+        lambda: json.loads(
+            sandbox.kubectl("-n", namespace, "get", "hpa", "mimo-auto", "-o", "json", check=False).stdout
+            or "null"
+        ),
+        timeout=30,
+        description="HorizontalPodAutoscaler created",
+    )
+    # What the kube-controller-manager's HPA enforces, as the API server stored it.
+    up = hpa["spec"]["behavior"]["scaleUp"]
+    assert up["policies"] == [{"type": "Pods", "value": 2, "periodSeconds": scaling["scaleUpPeriodSeconds"]}]
+    assert up["stabilizationWindowSeconds"] == scaling["scaleUpStabilizationSeconds"]
+    assert scaling["scaleUpPeriodSeconds"] == min(scaling["startupBudgetSeconds"], 1800)

@@ -7,15 +7,21 @@ the operator's from its own registry. A renamed metric in a vLLM upgrade fails h
 
 import json
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from mimo_operator.handlers.metrics import OperatorMetrics
+from mimo_operator.handlers.reconcile import Outcome
+from mimo_sandbox.upstream import ensure_promtool
 from tests.vllm_cli.harness import ensure_vllm_venv, vllm_source_dir
 
-FILES = Path(__file__).resolve().parents[2] / "charts" / "mimo-operator" / "files"
+REPO = Path(__file__).resolve().parents[2]
+FILES = REPO / "charts" / "mimo-operator" / "files"
+RULE_TESTS = REPO / "tests" / "rules" / "prometheus-rules.test.yaml"
 METRIC = re.compile(r"\b(vllm:[a-z0-9_]+|mimo_operator_[a-z0-9_]+)")
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
@@ -89,10 +95,15 @@ def test_dashboard_covers_what_a_platform_team_watches() -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_alert_rules_use_exported_metrics(known: set[str]) -> None:
+def _rules() -> list[dict[str, Any]]:
     groups = yaml.safe_load((FILES / "prometheus-rules.yaml").read_text())["groups"]
-    rules = [rule for group in groups for rule in group["rules"]]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_alert_rules_use_exported_metrics(known: set[str]) -> None:
+    rules = _rules()
     assert {r["alert"] for r in rules} >= {
+        "MimoReplicaLoadingPastBudget",
         "MimoDeploymentQueueAtMaxReplicas",
         "MimoKVCacheNearlyFull",
         "MimoDeploymentNotReady",
@@ -103,3 +114,77 @@ def test_alert_rules_use_exported_metrics(known: set[str]) -> None:
         assert used and used <= known, f"{rule['alert']} uses unknown metrics {used - known}"
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"]
+
+
+def test_start_up_row_shows_time_to_ready_and_replicas_loading() -> None:
+    panels = _dashboard()["panels"]
+    row = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Start-up")
+    startup = panels[row + 1 : row + 4]
+    exprs = " ".join(t["expr"] for p in startup for t in p["targets"])
+    for needed in (
+        "mimo_operator_replica_time_to_ready_seconds_bucket",
+        "mimo_operator_replicas_loading",
+        "mimo_operator_startup_budget_seconds",
+        "mimo_operator_loading_since_timestamp_seconds",
+    ):
+        assert needed in exprs, needed
+
+
+def test_loading_replicas_are_tracked_oldest_first() -> None:
+    """What the stuck-loading alert and the start-up panels read, as a user scaling 1 -> 3 would see it."""
+    metrics = OperatorMetrics()
+    key = ("llm", "mimo")
+
+    def step(replicas: int, ready: int) -> dict[str, float]:
+        outcome = Outcome(
+            phase="Deploying", replicas=replicas, ready_replicas=ready, startup_budget_seconds=1170
+        )
+        metrics.on_outcome(key, outcome, 0.01)
+        labels = {"deployment_namespace": "llm", "deployment": "mimo"}
+        return {
+            name: metrics.registry.get_sample_value(name, labels) or 0.0
+            for name in (
+                "mimo_operator_replicas_loading",
+                "mimo_operator_loading_since_timestamp_seconds",
+                "mimo_operator_startup_budget_seconds",
+            )
+        } | {
+            "observed": metrics.registry.get_sample_value("mimo_operator_replica_time_to_ready_seconds_count")
+            or 0
+        }
+
+    first = step(1, 1)
+    assert (
+        first["mimo_operator_replicas_loading"] == 0
+        and first["mimo_operator_loading_since_timestamp_seconds"] == 0
+    )
+    ordered = step(3, 1)  # the autoscaler ordered two more
+    assert ordered["mimo_operator_replicas_loading"] == 2
+    since = ordered["mimo_operator_loading_since_timestamp_seconds"]
+    assert since > 0 and ordered["mimo_operator_startup_budget_seconds"] == 1170
+    one_ready = step(3, 2)
+    assert one_ready["mimo_operator_replicas_loading"] == 1 and one_ready["observed"] == 1
+    assert one_ready["mimo_operator_loading_since_timestamp_seconds"] == since  # the other one, same order
+    cancelled = step(2, 2)  # scaled back before the last one was ready: nothing observed for it
+    assert cancelled["mimo_operator_replicas_loading"] == 0 and cancelled["observed"] == 1
+    assert cancelled["mimo_operator_loading_since_timestamp_seconds"] == 0
+
+
+def test_promtool_accepts_the_rules_and_their_unit_tests_pass() -> None:
+    promtool = ensure_promtool()
+    check = subprocess.run(
+        [str(promtool), "check", "rules", str(FILES / "prometheus-rules.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in check.stdout
+    tested = subprocess.run(
+        [str(promtool), "test", "rules", str(RULE_TESTS)], capture_output=True, text=True, check=False
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    # Every alert has a unit test of its own.
+    cases = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    tested_alerts = {t["alertname"] for case in cases for t in case["alert_rule_test"]}
+    assert {"MimoReplicaLoadingPastBudget", "MimoDeploymentNotReady"} <= tested_alerts

@@ -4,9 +4,10 @@ import dataclasses
 from typing import Any
 
 import kubernetes_validate
+import pytest
 import yaml
 
-from mimo_operator.api import parse_mimo_deployment
+from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.planner import Plan
 from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash, render_children
 from mimo_operator.render.status import compute_status
@@ -136,3 +137,164 @@ def test_removing_autoscaling_drops_its_conditions_and_the_hpa() -> None:
     status = _status(without, None)
     assert _cond(status, "Autoscaling") is None and _cond(status, "ScalingLimited") is None
     assert "HorizontalPodAutoscaler" not in _kinds(without, RenderConfig())
+
+
+# --- issue 19: scaling that knows the start-up time, routes with the right timeouts ----------------
+
+EVERYTHING = dataclasses.replace(WITH_CRDS, gateway_api_available=True, inference_pool_available=True)
+
+
+def _children(md: Any, config: RenderConfig) -> dict[str, dict[str, Any]]:
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan)
+    return {c["kind"]: c for c in render_children(md, plan, config)}
+
+
+def _startup_window(children: dict[str, dict[str, Any]]) -> int:
+    probe = children["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    return int(probe["periodSeconds"] * probe["failureThreshold"])
+
+
+def test_one_burst_orders_at_most_the_allowed_replicas_per_startup_window() -> None:
+    for engine, config in (("hpa", RenderConfig()), ("keda", WITH_CRDS)):
+        md = _md(autoscaling={"engine": engine, "maxReplicas": 8, "scaleUpReplicasPerStartup": 2})
+        children = _children(md, config)
+        window = _startup_window(children)
+        auto = children["HorizontalPodAutoscaler" if engine == "hpa" else "ScaledObject"]["spec"]
+        behavior = (
+            auto["behavior"]
+            if engine == "hpa"
+            else auto["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        )
+        up = behavior["scaleUp"]
+        # One policy, so selectPolicy cannot pick a faster one: 2 replicas per start-up window.
+        assert up["policies"] == [{"type": "Pods", "value": 2, "periodSeconds": window}]
+        # A burst must outlast a tenth of the window before it orders anything.
+        assert up["stabilizationWindowSeconds"] == -(-window // 10)
+        # Scale-down keeps its own calm and one-at-a-time pace.
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 900
+
+
+def test_a_start_longer_than_the_hpa_allows_is_capped_and_says_so() -> None:
+    md = _md(autoscaling={"maxReplicas": 4}, probes={"startupBudgetSeconds": 3600})
+    children = _children(md, RenderConfig())
+    assert (
+        children["HorizontalPodAutoscaler"]["spec"]["behavior"]["scaleUp"]["policies"][0]["periodSeconds"]
+        == 1800
+    )
+    scaling = _status(md, None).autoscaling
+    assert scaling is None  # _status passes no policy; the reconcile does (below)
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan)
+    from mimo_operator.render.autoscaling import autoscaling_status
+
+    status = autoscaling_status(md, plan, RenderConfig())
+    assert status is not None
+    assert (status.startup_budget_seconds, status.scale_up_period_seconds) == (3600, 1800)
+    assert "the HPA's longest policy period" in status.summary
+
+
+def test_status_reports_the_derived_numbers() -> None:
+    from mimo_operator.render.autoscaling import autoscaling_status
+
+    md = _md(autoscaling={"engine": "keda", "scaleToZero": True, "maxReplicas": 3})
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan)
+    status = autoscaling_status(md, plan, RenderConfig())
+    assert status is not None
+    children = _children(md, WITH_CRDS)
+    window = _startup_window(children)
+    scaled = children["ScaledObject"]["spec"]
+    assert status.startup_budget_seconds == window == status.scale_up_period_seconds
+    assert status.polling_seconds == scaled["pollingInterval"]
+    assert status.cooldown_seconds == scaled["cooldownPeriod"] == window  # above the 900 s calm
+    assert status.idle_replicas == scaled["idleReplicaCount"] == 0
+    assert f"per {window} s" in status.summary and "goes to 0 replicas" in status.summary
+    dumped = compute_status(
+        md, plan, plan_hash(md, plan, RenderConfig()), [], 1, NOW, None, True, scaling=status
+    ).model_dump(by_alias=True, exclude_none=True)
+    assert dumped["autoscaling"]["scaleUpPeriodSeconds"] == window
+
+
+def test_scale_to_zero_is_keda_only_and_idles_on_no_running_or_waiting_request() -> None:
+    with pytest.raises(SpecInvalid, match="scaleToZero needs engine: keda"):
+        _md(autoscaling={"engine": "hpa", "scaleToZero": True})
+    md = _md(autoscaling={"engine": "keda", "scaleToZero": True}, replicas=0)
+    assert md.spec.effective_replicas() == 0  # KEDA's idle write is not clamped back to minReplicas
+    assert _md(autoscaling={"engine": "keda"}, replicas=0).spec.effective_replicas() == 1
+    scaled = _children(md, WITH_CRDS)["ScaledObject"]["spec"]
+    activity = next(t for t in scaled["triggers"] if t.get("name") == "activity")
+    assert "vllm:num_requests_running" in activity["metadata"]["query"]
+    assert "vllm:num_requests_waiting" in activity["metadata"]["query"]
+    assert activity["metadata"]["activationThreshold"] == "0"
+    without = _children(_md(autoscaling={"engine": "keda"}), WITH_CRDS)["ScaledObject"]["spec"]
+    assert "idleReplicaCount" not in without and len(without["triggers"]) == 1
+
+
+def test_route_only_where_the_gateway_api_is_served_and_only_to_the_api() -> None:
+    md = _md(route={"gateway": {"name": "public", "namespace": "gateways", "sectionName": "https"}})
+    assert "HTTPRoute" not in _children(md, WITH_CRDS)
+    route = _children(md, EVERYTHING)["HTTPRoute"]
+    assert route["spec"]["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "public",
+            "namespace": "gateways",
+            "sectionName": "https",
+        }
+    ]
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+    assert rule["backendRefs"] == [
+        {"name": "mimo-auto", "port": 8000}  # the API Service (ClusterIP), not the headless pods Service
+    ]
+    assert ("gateway.networking.k8s.io/v1", "HTTPRoute") in child_kinds(EVERYTHING)
+    assert ("gateway.networking.k8s.io/v1", "HTTPRoute") not in child_kinds(WITH_CRDS)
+
+
+def _timeout(md: Any) -> int:
+    rule = _children(md, EVERYTHING)["HTTPRoute"]["spec"]["rules"][0]
+    assert rule["timeouts"]["request"] == rule["timeouts"]["backendRequest"]
+    return int(rule["timeouts"]["request"].removesuffix("s"))
+
+
+def test_route_timeout_follows_max_model_len_and_decode_speed_within_floor_and_ceiling() -> None:
+    route = {"gateway": {"name": "gw"}}
+    lengths = [4096, 32768, 65536, 131072, 262144]
+    timeouts = [_timeout(_md(route=route, context={"maxModelLen": n})) for n in lengths]
+    assert timeouts == sorted(timeouts) and timeouts[0] < timeouts[-1]  # longer answers, longer timeout
+    assert min(timeouts) == 300  # the guide's 300 s for reasoning requests is the floor
+    assert max(timeouts) == 3600  # an hour is the ceiling
+    # Between floor and ceiling: max-model-len tokens at the plan's per-request decode speed at full load.
+    md = _md(route=route, context={"maxModelLen": 65536})
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan) and plan.est_decode_tokens_per_s_per_gpu
+    speed = plan.est_decode_tokens_per_s_per_gpu * plan.gpus_per_replica / 1024  # vLLM max_num_seqs
+    assert _timeout(md) > 300 and abs(_timeout(md) - 65536 / speed) <= 10
+    assert _timeout(_md(route={**route, "requestTimeoutSeconds": 900})) == 900
+
+
+def test_inference_pool_only_when_served_and_only_over_serving_pods() -> None:
+    route = {"gateway": {"name": "gw"}, "endpointPicker": {"name": "mimo-epp"}}
+    multi = yaml.safe_load((GOLDEN / "bf16-h100-multinode.input.yaml").read_text())
+    multi["spec"]["route"] = route
+    md = parse_mimo_deployment(multi)
+    without_api = _children(md, dataclasses.replace(EVERYTHING, inference_pool_available=False))
+    assert "InferencePool" not in without_api
+    assert without_api["HTTPRoute"]["spec"]["rules"][0]["backendRefs"][0].get("kind") is None  # the Service
+    children = _children(md, EVERYTHING)
+    pool = children["InferencePool"]
+    assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+    leaders = pool["spec"]["selector"]["matchLabels"]
+    assert leaders == {"serving.mimo.dev/deployment": md.metadata.name, "apps.kubernetes.io/pod-index": "0"}
+    # Exactly the pods that answer on the API port: the group leaders, not the headless workers.
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan) and plan.nodes_per_replica > 1
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    assert pool["spec"]["endpointPickerRef"] == {"name": "mimo-epp", "port": {"number": 9002}}
+    assert children["HTTPRoute"]["spec"]["rules"][0]["backendRefs"] == [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": md.metadata.name}
+    ]
+    # A route without an endpoint picker never makes a pool, even where the API is served.
+    assert "InferencePool" not in _children(_md(route={"gateway": {"name": "gw"}}), EVERYTHING)

@@ -197,7 +197,11 @@ def test_autoscaling_targets_the_mimodeployment_and_clamps_replicas() -> None:
         "name": "mimo-auto",
     }
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
-    assert hpa["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
+    # Scale-up waits for the queue to persist, then adds one replica per start-up window (issue 19).
+    probe = _container(_of_kind(children, "StatefulSet")[0])["startupProbe"]
+    (policy,) = hpa["spec"]["behavior"]["scaleUp"]["policies"]
+    assert policy["periodSeconds"] == probe["periodSeconds"] * probe["failureThreshold"]
+    assert 0 < hpa["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] < policy["periodSeconds"]
     assert _of_kind(children, "StatefulSet")[0]["spec"]["replicas"] == 4  # clamped to maxReplicas
 
 

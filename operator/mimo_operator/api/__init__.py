@@ -2,9 +2,10 @@
 
 from mimo_operator.api.resource import MimoDeployment, ObjectMeta, SpecInvalid, parse_mimo_deployment
 from mimo_operator.api.spec import MimoDeploymentSpec
-from mimo_operator.api.status import Condition, MimoDeploymentStatus, PlanStatus
+from mimo_operator.api.status import AutoscalingStatus, Condition, MimoDeploymentStatus, PlanStatus
 
 __all__ = [
+    "AutoscalingStatus",
     "Condition",
     "MimoDeployment",
     "MimoDeploymentSpec",

@@ -254,14 +254,53 @@ class AutoscalingSpec(_Model):
     """Per-replica average of the metric to aim for (a Kubernetes quantity, e.g. 5 or 800m)."""
     engine: Literal["hpa", "keda"] = "hpa"
     """hpa: an autoscaling/v2 HorizontalPodAutoscaler; keda: a KEDA ScaledObject (needs KEDA installed)."""
-    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=86400)] = 900
-    """How long the metric must stay low before a replica is removed (a replica takes minutes to return)."""
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 900
+    """How long the metric must stay low before a replica is removed (a replica takes minutes to return).
+    At most 3600, the HorizontalPodAutoscaler's own limit."""
+    scale_up_replicas_per_startup: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Replicas the autoscaler may add within one start-up window (the plan's start-up budget): while
+    they load, the queue stays high, and more are not ordered until they have had time to serve."""
+    scale_to_zero: bool = False
+    """KEDA only: idle deployments go to 0 replicas (idleReplicaCount 0) after a cooldown of one start-up
+    budget. The first request after idle then waits a full start (many minutes) or times out."""
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> AutoscalingSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"minReplicas {self.min_replicas} exceeds maxReplicas {self.max_replicas}")
+        if self.scale_to_zero and self.engine != "keda":
+            raise ValueError("scaleToZero needs engine: keda (a HorizontalPodAutoscaler never goes below 1)")
         return self
+
+
+class GatewayRef(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the Gateway (gateway.networking.k8s.io/v1) the route attaches to."""
+    namespace: Annotated[str, Field(min_length=1, max_length=63)] | None = None
+    """Namespace of the Gateway. Default: the MimoDeployment's (its listeners must allow this namespace)."""
+    section_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """One listener of the Gateway. Default: every listener that accepts the route."""
+
+
+class EndpointPickerRef(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Service of the Gateway API Inference Extension's endpoint picker (EPP), in this namespace."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 9002
+    """Its ext-proc gRPC port (9002 in the extension's own manifests)."""
+
+
+class RouteSpec(_Model):
+    gateway: GatewayRef
+    """The parent Gateway."""
+    endpoint_picker: EndpointPickerRef | None = None
+    """When the cluster serves InferencePool (inference.networking.k8s.io/v1), route through a pool of
+    the serving pods (leaders) that this endpoint picker routes by KV cache and queue. Without the API,
+    the route goes to the API Service."""
+    hostnames: Annotated[list[Annotated[str, Field(min_length=1, max_length=253)]], Field(max_length=16)] = []
+    """Host names the route answers (HTTPRoute spec.hostnames). Default: whatever the Gateway accepts."""
+    request_timeout_seconds: Annotated[int, Field(ge=10, le=86400)] | Literal["auto"] = "auto"
+    """Gateway timeout of one request. auto: the time the plan's slowest per-request decode speed takes to
+    write max-model-len tokens, between 300 s and 3600 s (README, "Autoscaling and monitoring")."""
 
 
 class ThinkingSpec(_Model):
@@ -340,6 +379,8 @@ class MimoDeploymentSpec(_Model):
     operator clamps it to [minReplicas, maxReplicas]."""
     autoscaling: AutoscalingSpec | None = None
     """Scale replicas on vLLM's own metrics."""
+    route: RouteSpec | None = None
+    """A Gateway API HTTPRoute to the API Service, created when the cluster serves the Gateway API."""
     thinking: ThinkingSpec = ThinkingSpec()
     """Reasoning (thinking) mode default."""
     speculative_decoding: SpeculativeDecodingSpec = SpeculativeDecodingSpec()
@@ -357,6 +398,8 @@ class MimoDeploymentSpec(_Model):
         """Replicas to run: spec.replicas, clamped to the autoscaling bounds when autoscaling is on."""
         if self.autoscaling is None:
             return self.replicas
+        if self.autoscaling.scale_to_zero and self.replicas == 0:
+            return 0  # KEDA idled it (idleReplicaCount 0)
         return max(self.autoscaling.min_replicas, min(self.autoscaling.max_replicas, self.replicas))
 
     def owned_flags_in_extra_args(self) -> list[str]:

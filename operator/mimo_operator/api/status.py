@@ -100,6 +100,27 @@ class WeightsStatus(_Status):
     """The download Job."""
 
 
+class AutoscalingStatus(_Status):
+    """The scaling policy derived from the start-up budget (README, "Autoscaling and monitoring")."""
+
+    startup_budget_seconds: int
+    """How long a new replica may take to load (the startupProbe's budget)."""
+    scale_up_replicas: int
+    """At most this many replicas are added ..."""
+    scale_up_period_seconds: int
+    """... within any window this long: the start-up budget, at most 1800 s (the HPA's limit)."""
+    scale_up_stabilization_seconds: int
+    """The metric must stay above target this long before a replica is added."""
+    polling_seconds: int | None = None
+    """KEDA: how often the trigger is read."""
+    cooldown_seconds: int | None = None
+    """KEDA scale-to-zero: calm before going to zero replicas."""
+    idle_replicas: int | None = None
+    """KEDA scale-to-zero: 0."""
+    summary: str
+    """The policy in one sentence."""
+
+
 class MimoDeploymentStatus(_Status):
     observed_generation: int | None = None
     """The metadata.generation this status describes."""
@@ -121,3 +142,5 @@ class MimoDeploymentStatus(_Status):
     """In-cluster URL of the OpenAI-compatible API."""
     weights: WeightsStatus | None = None
     """The weights cache, when the operator fetches the weights (spec.model.cache.fetch: job)."""
+    autoscaling: AutoscalingStatus | None = None
+    """The scaling policy derived from the start-up budget, when spec.autoscaling is set."""

@@ -1,8 +1,6 @@
-"""The running operator: kopf watches MimoDeployments, the operator's own watches follow their
-children, and both feed a work queue; workers run `reconcile` for one deployment at a time each.
+"""The controller: kopf's MimoDeployment events (handlers/runtime.py) and the operator's own watches of
+the children feed a work queue; workers run `reconcile` for one deployment at a time each.
 
-kopf is used for what it is best at (the MimoDeployment watch, login, liveness) through async
-`on.event` handlers that store nothing on the resource and run on the event loop that owns the queue.
 Children are watched by kube/watch.py with server-side label selectors, and every LIST replaces what the
 child cache held, so a child deleted during a watch gap is noticed. A kopf re-list of MimoDeployments
 (type None events) is checked against what is held by one LIST of our own, so a deployment deleted
@@ -21,18 +19,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, cast
-
-import kopf
+from typing import Any
 
 from mimo_operator.api import constants as c
-from mimo_operator.handlers.metrics import OperatorMetrics
 from mimo_operator.handlers.reconcile import Outcome, StaleObject, reconcile
 from mimo_operator.handlers.settings import OperatorSettings
 from mimo_operator.kube.cache import ChildCache, older
 from mimo_operator.kube.children import api_serves
 from mimo_operator.kube.client import ApiError, KubeClient, WriteFenced
-from mimo_operator.kube.lease import LeaderElector
 from mimo_operator.kube.resources import KINDS, MIMO, Kind
 from mimo_operator.kube.watch import watch_kind
 from mimo_operator.render import RenderConfig, child_kinds
@@ -76,7 +70,7 @@ class Controller:
         self._on_request = on_request
         self._on_forget = on_forget
         self._on_error = on_error
-        self._capabilities = (False, False)
+        self._capabilities = (False, False, False, False)
         self.child_versions: dict[tuple[str, str, str], str] = {}
         self.cache = ChildCache()
         self._discovered_at = -math.inf
@@ -314,16 +308,26 @@ class Controller:
             self._capabilities = (
                 await api_serves(client, "keda.sh/v1alpha1", "scaledobjects"),
                 await api_serves(client, "monitoring.coreos.com/v1", "podmonitors"),
+                await api_serves(client, "gateway.networking.k8s.io/v1", "httproutes"),
+                await api_serves(client, "inference.networking.k8s.io/v1", "inferencepools"),
             )
             self._discovered_at = now
             self._watch_children(client)
-        keda, pod_monitor = self._capabilities
-        return dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
+        return self._render_config()
+
+    def _render_config(self) -> RenderConfig:
+        keda, pod_monitor, gateway, pool = self._capabilities
+        return dataclasses.replace(
+            self.config,
+            keda_available=keda,
+            pod_monitor_available=pod_monitor,
+            gateway_api_available=gateway,
+            inference_pool_available=pool,
+        )
 
     def _watch_children(self, client: KubeClient) -> list[asyncio.Event]:
         """A watch per child kind the cluster serves and namespace; the events of first LISTs."""
-        keda, pod_monitor = self._capabilities
-        config = dataclasses.replace(self.config, keda_available=keda, pod_monitor_available=pod_monitor)
+        config = self._render_config()
         scopes = self._scopes()
         listed: list[asyncio.Event] = []
         for api_version, kind_name in child_kinds(config):
@@ -383,185 +387,3 @@ def _version(body: dict[str, Any]) -> str:
 
 def _uid(body: dict[str, Any]) -> str:
     return str(body.get("metadata", {}).get("uid", ""))
-
-
-def build_registry(controller: Controller) -> kopf.OperatorRegistry:
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # kopf's bookkeeping, if any handler ever needs it, goes to annotations, never to status.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP)
-        settings.posting.enabled = False  # events are posted by reconcile, once per transition
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        settings.watching.reconnect_backoff = 1.0
-        # Watching listed namespaces needs no cluster-wide reads: without this kopf spends a minute
-        # retrying to list namespaces and CRDs that namespaced RBAC (rightly) does not grant.
-        settings.scanning.disabled = not controller.settings.all_namespaces
-
-    @kopf.on.login(registry=registry)
-    async def login(**kwargs: Any) -> Any:
-        def fresh() -> Any:
-            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-
-        info = fresh()
-        if info is not None:
-            # `fresh` is how our client logs in again after a 401 (a rotated token); kopf calls this
-            # handler again after its own 401, and connect() passes the new credentials on.
-            controller.connect(info, fresh)
-        return info
-
-    # Async, so it runs on the event loop that owns the queue (kopf runs plain functions in threads).
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    async def on_mimo(event: kopf.RawEvent, **_: Any) -> None:
-        controller.observe(event.get("type"), cast(dict[str, Any], event["object"]))
-
-    @kopf.on.probe(id="reconciler", registry=registry)
-    async def probe(**_: Any) -> str:
-        if not controller.healthy():
-            raise kopf.PermanentError("not connected, or every reconcile has failed for too long")
-        return "ok"
-
-    return registry
-
-
-async def run_operator(
-    settings: OperatorSettings,
-    controller: Controller | None = None,
-    stop_flag: asyncio.Event | None = None,
-) -> None:
-    """kopf's watches plus the reconcile workers, until a signal (or `stop_flag`) stops kopf.
-
-    With `settings.leader_elect` the workers start only once this replica holds the Lease
-    (kube/lease.py); until then it watches and waits, writing nothing. Losing the lease stops the
-    workers and raises LeadershipLost, so the process exits non-zero and Kubernetes restarts it as
-    a standby. A graceful stop releases the lease after the workers have stopped.
-    """
-    metrics: OperatorMetrics | None = None
-    if controller is None:
-        metrics = OperatorMetrics()
-        controller = Controller(
-            settings, metrics.on_outcome, metrics.on_request, metrics.forget, metrics.on_error
-        )
-        if settings.metrics_port:
-            metrics.serve(settings.metrics_port)
-    registry = build_registry(controller)
-    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    if settings.leader_elect:
-        if not settings.lease_namespace:
-            raise ValueError("leader election needs the lease's namespace (lease_namespace)")
-        running = controller
-        elector = LeaderElector(
-            lambda: _connected_client(running),
-            settings.lease_namespace,
-            settings.lease_name,
-            lease_duration=settings.lease_duration_seconds,
-            renew_deadline=settings.renew_deadline_seconds,
-            retry_period=settings.retry_period_seconds,
-            on_leading=metrics.on_leading if metrics else None,
-        )
-
-        work = _LeaderWork(controller, elector)
-
-        # A standby waiting for the lease is healthy; /healthz says which role this replica has.
-        @kopf.on.probe(id="leadership", registry=registry)
-        def leadership(**_: Any) -> str:
-            return elector.role()
-
-        # On SIGTERM kopf stops its watches, runs cleanup handlers, then cancels every task left:
-        # stepping down here releases the lease before that.
-        @kopf.on.cleanup(registry=registry)
-        async def step_down(**_: Any) -> None:
-            await work.step_down()
-
-        worker = asyncio.create_task(work.run())
-    else:
-        if metrics:
-            metrics.on_leading(True)
-        worker = asyncio.create_task(controller.run())
-    watching = asyncio.create_task(
-        kopf.operator(
-            registry=registry,
-            standalone=True,
-            clusterwide=settings.all_namespaces,
-            namespaces=settings.namespaces,
-            liveness_endpoint=liveness,
-            stop_flag=stop_flag,
-        )
-    )
-    try:
-        done, _ = await asyncio.wait({worker, watching}, return_when=asyncio.FIRST_COMPLETED)
-        if watching not in done and not worker.cancelled() and worker.exception() is None:
-            await watching  # the workers stepped down because kopf is stopping: let it finish
-    finally:
-        for task in (worker, watching):
-            task.cancel()
-        results = await asyncio.gather(worker, watching, return_exceptions=True)
-    for result in results:
-        if isinstance(result, Exception):
-            raise result  # LeadershipLost among them: the process must exit non-zero
-
-
-def _connected_client(controller: Controller) -> KubeClient:
-    if controller.client is None:
-        raise RuntimeError("no API client before kopf has logged in")
-    return controller.client
-
-
-class _LeaderWork:
-    """The reconcile workers of a replica that must hold the Lease first (`run_operator` with
-    leader election): wait for the lease, run the controller while renewing it, and step down."""
-
-    def __init__(self, controller: Controller, elector: LeaderElector) -> None:
-        self.controller = controller
-        self.elector = elector
-        self._acquiring: asyncio.Task[None] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stepping: asyncio.Task[None] | None = None
-
-    async def run(self) -> None:
-        """Returns when stepped down; raises LeadershipLost when the lease could not be kept."""
-        controller = self.controller
-        await controller.connected.wait()
-        if self._stepping is not None:
-            return  # stopped before kopf had even logged in
-        # Every write of this replica, reconcile's and events alike, is refused once the lease is
-        # not surely ours; only the elector's own lease requests pass.
-        _connected_client(controller).write_gate = self.elector.may_write
-        self._acquiring = asyncio.create_task(self.elector.acquire())
-        try:
-            try:
-                await self._acquiring
-            except asyncio.CancelledError:
-                if self._stepping is None:
-                    raise  # this task itself was cancelled
-                return  # stepped down while still a standby
-            # Health counts from here: a standby that waited for hours has not been failing meanwhile.
-            controller.last_success = time.monotonic()
-            self._tasks = [asyncio.create_task(controller.run()), asyncio.create_task(self.elector.hold())]
-            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled():
-                    task.result()  # LeadershipLost, or whatever stopped the workers
-        finally:
-            await self.step_down()
-
-    async def step_down(self) -> None:
-        """Stop the workers, then release the lease so a standby takes over at once. Runs as kopf's
-        cleanup on a graceful stop (before kopf cancels leftover tasks), and when the work ends;
-        every caller waits for the one step-down."""
-        if self._stepping is None:
-            self._stepping = asyncio.create_task(self._step_down())
-        await asyncio.shield(self._stepping)
-
-    async def _step_down(self) -> None:
-        for task in (self._acquiring, *self._tasks):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        # Only now, with no worker left that could write, may a standby take over.
-        await self.elector.release()
-        if self.controller.client is not None:
-            await self.controller.client.close()

@@ -82,6 +82,34 @@ class OperatorMetrics:
             "0 while it stands by.",
             registry=self.registry,
         )
+        self.replicas_loading = Gauge(
+            "mimo_operator_replicas_loading",
+            "Desired replicas of a deployment that are not ready yet (loading, or unable to start: "
+            "the Ready condition says which).",
+            DEPLOYMENT_LABELS,
+            registry=self.registry,
+        )
+        self.loading_since = Gauge(
+            "mimo_operator_loading_since_timestamp_seconds",
+            "Unix time the oldest replica of a deployment that is still not ready was ordered "
+            "(operator-observed); 0 when every replica is ready.",
+            DEPLOYMENT_LABELS,
+            registry=self.registry,
+        )
+        self.startup_budget = Gauge(
+            "mimo_operator_startup_budget_seconds",
+            "How long one replica of a deployment may take to load (its startupProbe's budget).",
+            DEPLOYMENT_LABELS,
+            registry=self.registry,
+        )
+        self.replica_time_to_ready = Histogram(
+            "mimo_operator_replica_time_to_ready_seconds",
+            "Seconds from a replica being ordered until it was ready (operator-observed, per replica).",
+            buckets=(60, 120, 300, 600, 900, 1200, 1800, 2400, 3600, 5400, 7200),
+            registry=self.registry,
+        )
+        self._loading: dict[Key, list[float]] = {}  # order times of replicas not ready, oldest first
+        self._ready: dict[Key, int] = {}
         self._phases: dict[Key, str] = {}
         self._changed_at: dict[Key, float] = {}
 
@@ -108,6 +136,7 @@ class OperatorMetrics:
         self.gpus_planned.labels(*key).set(outcome.gpus_planned)
         self.gpus_ready.labels(*key).set(outcome.gpus_ready)
         self.scaling_limited.labels(*key).set(1 if outcome.scaling_limited else 0)
+        self._track_loading(key, outcome)
         if outcome.applied and outcome.phase != "Ready":
             self._changed_at.setdefault(key, time.monotonic())
         if outcome.phase == "Ready" and key in self._changed_at:
@@ -115,10 +144,37 @@ class OperatorMetrics:
         self._phases[key] = outcome.phase
         self._publish_phases()
 
+    def _track_loading(self, key: Key, outcome: Outcome) -> None:
+        """Replicas that became ready leave the queue oldest first (their wait is observed); replicas
+        ordered join it; replicas scaled away before they were ready leave it newest first, unobserved."""
+        now = time.time()
+        loading = self._loading.setdefault(key, [])
+        became_ready = max(0, outcome.ready_replicas - self._ready.get(key, 0))
+        for ordered in loading[:became_ready]:
+            self.replica_time_to_ready.observe(now - ordered)
+        del loading[:became_ready]
+        self._ready[key] = outcome.ready_replicas
+        wanted = max(0, outcome.replicas - outcome.ready_replicas)
+        loading.extend([now] * (wanted - len(loading)))
+        del loading[wanted:]
+        self.replicas_loading.labels(*key).set(wanted)
+        self.loading_since.labels(*key).set(loading[0] if loading else 0)
+        self.startup_budget.labels(*key).set(outcome.startup_budget_seconds)
+
     def forget(self, key: Key) -> None:
-        for gauge in (self.gpus_planned, self.gpus_ready, self.scaling_limited):
+        gauges = (
+            self.gpus_planned,
+            self.gpus_ready,
+            self.scaling_limited,
+            self.replicas_loading,
+            self.loading_since,
+            self.startup_budget,
+        )
+        for gauge in gauges:
             if key in self._phases:
                 gauge.remove(*key)
+        self._loading.pop(key, None)
+        self._ready.pop(key, None)
         self._phases.pop(key, None)
         self._changed_at.pop(key, None)
         self._publish_phases()

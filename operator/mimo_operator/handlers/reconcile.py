@@ -34,6 +34,8 @@ from mimo_operator.kube.client import ApiError, KubeClient
 from mimo_operator.kube.resources import MIMO
 from mimo_operator.planner import Plan, PlanError
 from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash, render_children
+from mimo_operator.render.autoscaling import autoscaling_status
+from mimo_operator.render.probes import startup_budget_seconds
 from mimo_operator.render.status import STUCK_CONTAINER_REASONS, compute_status, failed_status, pod_problems
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ class Outcome:
     gpus_planned: int = 0  # GPUs the desired replicas hold
     gpus_ready: int = 0  # GPUs of replicas that are ready
     scaling_limited: bool = False  # the autoscaler is held at maxReplicas and wants more
+    replicas: int = 0  # desired replicas
+    ready_replicas: int = 0
+    startup_budget_seconds: int = 0  # how long one replica may take to load (the startupProbe's budget)
 
     @property
     def status_written(self) -> bool:
@@ -191,6 +196,7 @@ async def _serving_status(
         utcnow(),
         autoscaler=autoscaler,
         keda_available=config.keda_available,
+        scaling=autoscaling_status(md, plan, config),
     )
     new = status_of()
     if new.phase == "Ready":
@@ -260,6 +266,9 @@ async def reconcile(
         gpus_planned=plan.gpus_per_replica * (new.replicas or 0),
         gpus_ready=plan.gpus_per_replica * (new.ready_replicas or 0),
         scaling_limited=any(x.type == "ScalingLimited" and x.status == "True" for x in new.conditions),
+        replicas=new.replicas or 0,
+        ready_replicas=new.ready_replicas or 0,
+        startup_budget_seconds=startup_budget_seconds(md, plan, config),
     )
     announcements = events.serving_announcements(old, new, plan.summary, POD_PROBLEM_REASONS)
     if weights is not None and weights.announces_failure:

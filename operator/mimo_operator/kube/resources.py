@@ -47,6 +47,8 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind(constants.API_VERSION, constants.KIND, constants.PLURAL),
         Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+        Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+        Kind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
     )
 }
 MIMO = KINDS[(constants.API_VERSION, constants.KIND)]

@@ -12,6 +12,7 @@ from mimo_operator.render.autoscaling import render_hpa, render_scaled_object
 from mimo_operator.render.config import RenderConfig
 from mimo_operator.render.monitoring import render_pod_monitor
 from mimo_operator.render.network import render_api_service, render_pdb, render_pods_service
+from mimo_operator.render.route import render_http_route, render_inference_pool
 from mimo_operator.render.weights import render_cache_claim, render_fetch_job
 from mimo_operator.render.workload import render_statefulsets
 
@@ -26,11 +27,18 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 )
 KEDA_KIND = ("keda.sh/v1alpha1", "ScaledObject")
 POD_MONITOR_KIND = ("monitoring.coreos.com/v1", "PodMonitor")
+HTTP_ROUTE_KIND = ("gateway.networking.k8s.io/v1", "HTTPRoute")
+INFERENCE_POOL_KIND = ("inference.networking.k8s.io/v1", "InferencePool")
 
 
 def child_kinds(config: RenderConfig) -> tuple[tuple[str, str], ...]:
     """Kinds to observe and prune: the optional ones only where the cluster serves them."""
-    optional = [(KEDA_KIND, config.keda_available), (POD_MONITOR_KIND, config.pod_monitor_available)]
+    optional = [
+        (KEDA_KIND, config.keda_available),
+        (POD_MONITOR_KIND, config.pod_monitor_available),
+        (INFERENCE_POOL_KIND, config.inference_pool_available),
+        (HTTP_ROUTE_KIND, config.gateway_api_available),
+    ]
     return CHILD_KINDS + tuple(kind for kind, present in optional if present)
 
 
@@ -56,8 +64,10 @@ def render_children(
         render_pods_service(md),
         *render_statefulsets(md, plan, config, replicas, digest),
         render_pdb(md, replicas),
-        render_hpa(md),
-        render_scaled_object(md, config),
+        render_hpa(md, plan, config),
+        render_scaled_object(md, plan, config),
         render_pod_monitor(md, plan, config),
+        render_inference_pool(md, plan, config),
+        render_http_route(md, plan, config),
     ]
     return [child for child in children if child is not None]

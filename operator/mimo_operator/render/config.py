@@ -45,5 +45,7 @@ class RenderConfig:
     # those kinds are rendered only when their CRDs are installed.
     keda_available: bool = False
     pod_monitor_available: bool = False
+    gateway_api_available: bool = False  # gateway.networking.k8s.io/v1 httproutes
+    inference_pool_available: bool = False  # inference.networking.k8s.io/v1 inferencepools
     # Prometheus that KEDA's trigger queries (operator setting `prometheus_address`).
     prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"

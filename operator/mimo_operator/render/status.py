@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mimo_operator.api import Condition, MimoDeployment, MimoDeploymentStatus, PlanStatus, constants
+from mimo_operator.api import (
+    AutoscalingStatus,
+    Condition,
+    MimoDeployment,
+    MimoDeploymentStatus,
+    PlanStatus,
+    constants,
+)
 from mimo_operator.api.status import Phase
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
@@ -163,6 +170,7 @@ def compute_status(
     autoscaler: dict[str, Any] | None = None,
     keda_available: bool = False,
     problems: Sequence[tuple[str, str]] = (),
+    scaling: AutoscalingStatus | None = None,
 ) -> MimoDeploymentStatus:
     gen = md.metadata.generation
     replicas = md.spec.effective_replicas()
@@ -233,6 +241,7 @@ def compute_status(
         ready=f"{ready}/{replicas}",
         selector=names.selector_string(names.leader_selector(md, multi)),
         endpoint=f"http://{names.api_service_name(md)}.{md.metadata.namespace}.svc:{constants.HTTP_PORT}/v1",
+        autoscaling=scaling,
     )
 
 
