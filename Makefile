@@ -26,7 +26,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests
 	$(BIN)/ruff format --check operator tests
-	$(BIN)/mypy operator/mimo_operator
+	$(BIN)/mypy operator/mimo_operator operator/mimo_sandbox
 	$(BIN)/lint-imports
 
 unit: $(STAMP)

@@ -9,7 +9,7 @@ CHART_TOOLS := $(VENV)/chart-tools
 CHART_TOOLS_STAMP := $(CHART_TOOLS)/.installed-checkov-3.3.30-hadolint-2.15.1
 CHART_OUT := $(VENV)/chart-render
 CHECKOV := $(CHART_TOOLS)/bin/checkov --skip-download
-HELM = $(shell $(PY) -c 'from mimo_operator.sandbox.build import ensure_binaries; print(ensure_binaries().helm)')
+HELM = $(shell $(PY) -c 'from mimo_sandbox.build import ensure_binaries; print(ensure_binaries().helm)')
 
 # ~15 s and 340 MB on a warm pip cache.
 $(CHART_TOOLS_STAMP):

@@ -5,13 +5,13 @@
 # (load ~12) — far less on an idle machine; cached by version afterwards.
 .PHONY: upstream-crds promtool rules-test
 
-PROMTOOL = $(shell $(PY) -c 'from mimo_operator.sandbox.upstream import ensure_promtool; print(ensure_promtool())')
+PROMTOOL = $(shell $(PY) -c 'from mimo_sandbox.upstream import ensure_promtool; print(ensure_promtool())')
 
 upstream-crds: $(STAMP)
-	$(PY) -m mimo_operator.sandbox.upstream crds
+	$(PY) -m mimo_sandbox.upstream crds
 
 promtool: $(STAMP)
-	$(PY) -m mimo_operator.sandbox.upstream promtool
+	$(PY) -m mimo_sandbox.upstream promtool
 
 # The chart's alert rules: syntax and expressions (check), then their behaviour on synthetic series (test).
 rules-test: promtool

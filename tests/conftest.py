@@ -1,3 +1,3 @@
 """Shared pytest configuration: the sandbox control plane fixtures (sandbox, api_client, namespace)."""
 
-pytest_plugins = ["mimo_operator.sandbox.pytest_plugin"]
+pytest_plugins = ["mimo_sandbox.pytest_plugin"]

@@ -20,13 +20,12 @@ import yaml
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
-from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
+from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest
 from mimo_operator.planner.attention import attention_plan
 from mimo_operator.planner.report import plan_as_dict, plan_as_table, plan_explanation
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
-from mimo_operator.render.planning import model_notes, request_for_model
-from mimo_operator.sandbox.command import add_sandbox_parser
+from mimo_operator.render.planning import MTP_SETTING, plan_model
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
 EXIT_LEADERSHIP_LOST = 3  # `run --leader-elect` only: this replica stopped leading and must restart
@@ -110,7 +109,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             expert=args.expert_parallel,
         ),
         strategy=args.strategy,
-        mtp={"auto": None, "on": True, "off": False}[args.mtp],
+        mtp=MTP_SETTING[args.mtp],
     )
     config = None
     if args.model_config is not None:
@@ -122,20 +121,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         resolved = resolve_model(args.model, config, args.copy_of, args.precision)
     except UnknownModel as err:
         raise UsageError(str(err)) from None
-    profile = resolved.profile.without_encoders() if args.text_only else resolved.profile
-    fitted = request_for_model(request, resolved)
-    result = fitted if isinstance(fitted, PlanError) else plan(fitted, profile)
-    if isinstance(result, Plan):
-        result = replace(
-            result, notes=model_notes(replace(resolved, profile=profile), args.model) + result.notes
-        )
-    if args.explain and not isinstance(result, PlanError):
-        sys.stdout.write(plan_explanation(result) + "\n")
+    if args.text_only:
+        resolved = replace(resolved, profile=resolved.profile.without_encoders())
+    planned = plan_model(request, resolved, args.model)
+    if args.explain and not isinstance(planned, PlanError):
+        sys.stdout.write(plan_explanation(planned) + "\n")
     elif args.output == "table":
-        sys.stdout.write(plan_as_table(result) + "\n")
+        sys.stdout.write(plan_as_table(planned) + "\n")
     else:
-        _print(plan_as_dict(result), args.output)
-    return EXIT_INFEASIBLE if isinstance(result, PlanError) else EXIT_OK
+        _print(plan_as_dict(planned), args.output)
+    return EXIT_INFEASIBLE if isinstance(planned, PlanError) else EXIT_OK
 
 
 def _attention_cell(gpu: GpuSpec, kv_cache_dtype: str) -> str:
@@ -226,12 +221,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
             md = parse_mimo_deployment(doc)
         except SpecInvalid as exc:
             raise UsageError(f"{args.filename}: {exc}") from None
-        result = plan_for(md.spec)
-        if isinstance(result, PlanError):
-            sys.stderr.write(f"{md.metadata.name}: infeasible ({result.reason}): {result.message}\n")
+        planned = plan_for(md.spec)
+        if isinstance(planned, PlanError):
+            sys.stderr.write(f"{md.metadata.name}: infeasible ({planned.reason}): {planned.message}\n")
             status = EXIT_INFEASIBLE
             continue
-        out.extend(render_children(md, result, RenderConfig()))
+        out.extend(render_children(md, planned, RenderConfig()))
     sys.stdout.write(yaml.safe_dump_all(out, sort_keys=False))
     return status
 
@@ -334,7 +329,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mimo_operator.demo import run_demo
+    from mimo_sandbox.demo import run_demo
 
     return run_demo(args.examples, interactive=not args.non_interactive, timeout=args.timeout)
 
@@ -373,12 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--non-interactive", action="store_true", help="print the result and tear down")
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the examples")
     demo.set_defaults(func=_cmd_demo)
-    add_sandbox_parser(sub)
+    # Listed for --help only: main() hands `sandbox ...` to the sandbox's own parser before parsing.
+    sub.add_parser("sandbox", help="local Kubernetes control plane with simulated GPU nodes (kwok)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["sandbox"]:
+        # Developer tooling (Go builds, certificates, process supervision) lives in mimo_sandbox and is
+        # imported only here and in `demo`, so `run` in a pod never loads it or `cryptography`.
+        from mimo_sandbox.command import main as sandbox_main
+
+        return sandbox_main(words)
+    args = build_parser().parse_args(words)
     handler: Handler = args.func
     try:
         return handler(args)

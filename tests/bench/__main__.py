@@ -49,8 +49,8 @@ import yaml
 from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.render import RenderConfig, plan_for, render_children
-from mimo_operator.sandbox.cluster import Sandbox, wait_until
-from mimo_operator.sandbox.pools import NodePool
+from mimo_sandbox.cluster import Sandbox, wait_until
+from mimo_sandbox.pools import NodePool
 from tests.integration.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import wait_for
 from tests.integration.operator_process import free_port, launch, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]

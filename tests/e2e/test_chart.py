@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.e2e.conftest import (
     CHART,
     CRD_NAME,

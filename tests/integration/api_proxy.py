@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from mimo_operator.sandbox.cluster import Sandbox
+from mimo_sandbox.cluster import Sandbox
 
 
 @dataclasses.dataclass(frozen=True)

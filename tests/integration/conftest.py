@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import wait_for
-from mimo_operator.sandbox.volumes import bound_claims_json
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import wait_for
+from mimo_sandbox.volumes import bound_claims_json
 from tests.integration.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,12 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-from mimo_operator.sandbox.cluster import Sandbox
-
-WRITE_VERBS = ("apply", "patch", "create", "delete", "update")
+from mimo_operator.kube.client import WRITE_VERBS
+from mimo_sandbox.cluster import Sandbox
 
 
 def free_port() -> int:
@@ -71,7 +70,7 @@ class OperatorProcess:
                 values[name] = float(value)
         return values
 
-    def requests(self, verbs: tuple[str, ...] | None = None) -> float:
+    def requests(self, verbs: Collection[str] | None = None) -> float:
         total = 0.0
         for name, value in self.metrics().items():
             if name.startswith("mimo_operator_api_requests_total{"):

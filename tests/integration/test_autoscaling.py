@@ -16,9 +16,9 @@ from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.kube.compare import covers
 from mimo_operator.planner import Plan
 from mimo_operator.render import RenderConfig, plan_for, render_children
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import wait_for
-from mimo_operator.sandbox.upstream import GATEWAY_API, KEDA, PROMETHEUS_OPERATOR, UpstreamCrds, ensure_crds
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import wait_for
+from mimo_sandbox.upstream import GATEWAY_API, KEDA, PROMETHEUS_OPERATOR, UpstreamCrds, ensure_crds
 from tests.integration.conftest import EXAMPLES, get_json
 from tests.integration.operator_process import OperatorProcess
 from tests.unit.test_chart import render

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.integration.conftest import get_json
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.test_crd_validation import set_path, valid

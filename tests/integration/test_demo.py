@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 
 pytestmark = pytest.mark.sandbox
 REPO = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ import yaml
 
 from mimo_operator.api.constants import CRD_NAME
 from mimo_operator.models.family import KNOWN_CHECKPOINTS
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 
 pytestmark = pytest.mark.sandbox
 

@@ -26,9 +26,9 @@ import yaml
 from kubernetes import client, watch
 from urllib3.exceptions import ProtocolError
 
-from mimo_operator.sandbox.build import BuildError
-from mimo_operator.sandbox.cluster import NotYet, Sandbox, SandboxError
-from mimo_operator.sandbox.pytest_plugin import admin_api_client, wait_for
+from mimo_sandbox.build import BuildError
+from mimo_sandbox.cluster import NotYet, Sandbox, SandboxError
+from mimo_sandbox.pytest_plugin import admin_api_client, wait_for
 from tests.integration.conftest import CRD
 from tests.integration.operator_process import OperatorProcess, free_port, launch, stop, wait_healthy
 

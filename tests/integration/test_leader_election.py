@@ -29,8 +29,8 @@ from mimo_operator.kube.lease import (
     RETRY_PERIOD_SECONDS,
     LeaderElector,
 )
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.integration.api_proxy import ApiProxy
 from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
 from tests.integration.operator_process import OperatorProcess
@@ -38,7 +38,6 @@ from tests.integration.operator_process import OperatorProcess
 pytestmark = pytest.mark.sandbox
 LEASE = "mimo-operator"  # the default lease name
 EXAMPLE = "mimo-fp8-h100"
-WRITES = ("create", "apply", "patch", "update", "delete", "dry-run")
 # A standby looks at the lease every retry period, stretched by up to JITTER_FACTOR: it first sees
 # the leader's last renewal up to one such interval late, and notices the expiry up to one interval
 # late again. Plus five seconds for the requests and a busy event loop on a loaded 2-core CI machine:

@@ -11,7 +11,7 @@ import yaml
 from mimo_operator.api import parse_mimo_deployment
 from mimo_operator.planner import Plan
 from mimo_operator.render import RenderConfig, plan_for, render_children
-from mimo_operator.sandbox.cluster import Sandbox
+from mimo_sandbox.cluster import Sandbox
 from tests.unit.test_render_golden import GOLDEN, SCENARIOS
 
 pytestmark = pytest.mark.sandbox

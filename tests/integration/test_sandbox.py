@@ -14,9 +14,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from mimo_operator.models.gpus import GPU_CATALOG
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pools import LABEL_GPU_PRODUCT
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pools import LABEL_GPU_PRODUCT
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 
 pytestmark = pytest.mark.sandbox
 

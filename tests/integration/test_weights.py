@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pytest_plugin import NotYet, wait_for
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
 from tests.integration.operator_process import OperatorProcess
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mimo_operator.sandbox.build import ensure_binaries
+from mimo_sandbox.build import ensure_binaries
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mimo-operator"

@@ -260,7 +260,7 @@ def test_a_bf16_fine_tune_keeps_o_proj_in_its_own_precision() -> None:
     del config["quantization_config"]
     profile = profile_from_config(config, CheckpointSource("me/flash-sft", mtp_layers=3))
     assert profile.official_precision == "bf16"
-    # ~309B parameters plus MTP in bf16: ~618 GB (model-facts.md).
+    # ~309B parameters plus MTP in bf16, 2 bytes each: ~618 GB.
     assert profile.checkpoint_bytes("bf16") / 1e9 == pytest.approx(618, rel=0.01)
 
 

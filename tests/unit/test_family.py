@@ -39,8 +39,8 @@ def _md(spec: dict[str, Any], name: str = "mimo") -> Any:
 
 
 def _plan(spec: dict[str, Any]) -> Plan | PlanError:
-    result: Plan | PlanError = plan_for(_md(spec).spec)
-    return result
+    outcome: Plan | PlanError = plan_for(_md(spec).spec)
+    return outcome
 
 
 def _numbers(text: str, unit: str) -> list[float]:
@@ -51,11 +51,11 @@ def _numbers(text: str, unit: str) -> list[float]:
 
 
 def test_an_unknown_model_is_refused_with_the_supported_list() -> None:
-    result = _plan({"model": {"name": "someone/MiMo-V3-Mega"}})
-    assert isinstance(result, PlanError) and result.reason == "UnknownModel"
+    error = _plan({"model": {"name": "someone/MiMo-V3-Mega"}})
+    assert isinstance(error, PlanError) and error.reason == "UnknownModel"
     for name in KNOWN_CHECKPOINTS:
-        assert name in result.message
-    assert "spec.model.config" in result.message
+        assert name in error.message
+    assert "spec.model.config" in error.message
 
 
 def test_the_cli_refuses_an_unknown_model_with_the_supported_list(capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,25 +78,25 @@ def test_the_crd_refuses_unknown_names_unless_a_copy_or_config_is_declared() -> 
 
 @pytest.mark.parametrize("name", sorted(KNOWN_CHECKPOINTS))
 def test_precision_must_match_the_checkpoint(name: str) -> None:
-    result = _plan({"model": {"name": name}, "precision": "bf16", "gpu": {"type": "B200-192GB"}})
-    assert isinstance(result, PlanError) and result.reason == "PrecisionMismatch"
+    error = _plan({"model": {"name": name}, "precision": "bf16", "gpu": {"type": "B200-192GB"}})
+    assert isinstance(error, PlanError) and error.reason == "PrecisionMismatch"
     # Says what the checkpoint is and the two ways out.
-    assert "stored in fp8" in result.message and "precision: fp8" in result.message
-    assert f"spec.model.copyOf: {name}" in result.message
+    assert "stored in fp8" in error.message and "precision: fp8" in error.message
+    assert f"spec.model.copyOf: {name}" in error.message
 
 
 def test_a_declared_bf16_copy_is_planned_with_the_architecture_it_copies() -> None:
-    result = _plan(
+    plan = _plan(
         {
             "model": {"name": "/models/MiMo-V2-Flash-bf16", "copyOf": FLASH},
             "precision": "bf16",
             "gpu": {"type": "H100-80GB"},
         }
     )
-    # ~618 GB of bf16 weights (model-facts.md) need two 8x H100 nodes.
-    assert isinstance(result, Plan)
-    assert (result.nodes_per_replica, result.tensor_parallel, result.pipeline_parallel) == (2, 8, 2)
-    assert result.checkpoint_gib * GIB / 1e9 == pytest.approx(618, rel=0.01)
+    # ~618 GB of bf16 weights (~309B parameters x 2 bytes) need two 8x H100 nodes.
+    assert isinstance(plan, Plan)
+    assert (plan.nodes_per_replica, plan.tensor_parallel, plan.pipeline_parallel) == (2, 8, 2)
+    assert plan.checkpoint_gib * GIB / 1e9 == pytest.approx(618, rel=0.01)
 
 
 def _config_text(fixture: str, **changes: Any) -> str:
@@ -133,9 +133,9 @@ def test_a_fine_tune_is_planned_from_its_own_config() -> None:
 
 def test_a_fine_tune_config_without_a_needed_key_is_refused_naming_it() -> None:
     config = _config_text("mimo-v2.5-pro.config.json", swa_num_key_value_heads=None)
-    result = _plan({"model": {"name": "acme/pro-sft", "config": config}, "gpu": {"type": "B200-192GB"}})
-    assert isinstance(result, PlanError) and result.reason == "ModelConfigIncomplete"
-    assert "swa_num_key_value_heads" in result.message
+    error = _plan({"model": {"name": "acme/pro-sft", "config": config}, "gpu": {"type": "B200-192GB"}})
+    assert isinstance(error, PlanError) and error.reason == "ModelConfigIncomplete"
+    assert "swa_num_key_value_heads" in error.message
 
 
 def test_context_is_bounded_by_each_checkpoint_s_own_max_position_embeddings() -> None:
@@ -148,8 +148,8 @@ def test_context_is_bounded_by_each_checkpoint_s_own_max_position_embeddings() -
 
 
 def test_multimodal_limits_are_refused_for_text_models() -> None:
-    result = _plan({"model": {"name": PRO, "multimodalLimits": {"image": 0}}, "gpu": {"type": "B200-192GB"}})
-    assert isinstance(result, PlanError) and result.reason == "ModelNotMultimodal"
+    error = _plan({"model": {"name": PRO, "multimodalLimits": {"image": 0}}, "gpu": {"type": "B200-192GB"}})
+    assert isinstance(error, PlanError) and error.reason == "ModelNotMultimodal"
 
 
 # --- MiMo-V2.5-Pro: 1 TB of fp8 weights -------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_multimodal_limits_are_refused_for_text_models() -> None:
 
 def test_pro_on_4x_h200_is_refused_with_the_numbers() -> None:
     # The CR from the issue, pinned to the 4 GPUs it used to get: TP4 on one H200 node.
-    result = _plan(
+    error = _plan(
         {
             "model": {"name": PRO},
             "precision": "fp8",
@@ -165,8 +165,8 @@ def test_pro_on_4x_h200_is_refused_with_the_numbers() -> None:
             "parallelism": {"tensor": 4, "pipeline": 1},
         }
     )
-    assert isinstance(result, PlanError), result
-    need, _reserved, _total, offered = _numbers(result.message, "GiB")[:4]
+    assert isinstance(error, PlanError), error
+    need, _reserved, _total, offered = _numbers(error.message, "GiB")[:4]
     # A quarter of the checkpoint per GPU (the index total; MTP blocks are <1% of it).
     assert need == pytest.approx(PRO_INDEX_BYTES / 4 / GIB, rel=0.02)
     h200 = GPU_CATALOG["H200-141GB"]
@@ -190,24 +190,22 @@ def test_pro_on_h200_is_planned_on_enough_gpus() -> None:
 
 
 def test_pro_on_80gb_parts_spans_nodes() -> None:
-    result = _plan({"model": {"name": PRO}, "gpu": {"type": "H100-80GB"}})
-    assert isinstance(result, Plan)
+    plan = _plan({"model": {"name": PRO}, "gpu": {"type": "H100-80GB"}})
+    assert isinstance(plan, Plan)
     # 962 GiB over 8 GPUs is 120 GiB each, more than an 80 GB part: at least two nodes, one
     # pipeline stage per node, MTP off (vLLM's MTP needs a single pipeline stage).
-    assert result.nodes_per_replica >= 2 and result.pipeline_parallel == result.nodes_per_replica
-    assert result.weights_gib_per_gpu < GPU_CATALOG["H100-80GB"].memory_mib / 1024
-    assert not result.mtp
+    assert plan.nodes_per_replica >= 2 and plan.pipeline_parallel == plan.nodes_per_replica
+    assert plan.weights_gib_per_gpu < GPU_CATALOG["H100-80GB"].memory_mib / 1024
+    assert not plan.mtp
 
 
 def test_pro_on_b200_is_one_node_tp8_as_the_sglang_cookbook_verified() -> None:
     # SGLang cookbook, MiMo-V2.5 page, "Configuration Tips": "MiMo-V2.5-Pro ... B200: single node,
     # TP=8 (verified)".
-    result = _plan(
-        {"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}, "context": {"maxModelLen": 1048576}}
-    )
-    assert isinstance(result, Plan)
-    assert (result.gpus_per_replica, result.nodes_per_replica, result.tensor_parallel) == (8, 1, 8)
-    assert result.max_concurrent_at_max_len >= 1
+    plan = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}, "context": {"maxModelLen": 1048576}})
+    assert isinstance(plan, Plan)
+    assert (plan.gpus_per_replica, plan.nodes_per_replica, plan.tensor_parallel) == (8, 1, 8)
+    assert plan.max_concurrent_at_max_len >= 1
 
 
 # --- MiMo-V2.5: the V2-Flash backbone with encoders and 1M context ---------------------------------------
@@ -215,8 +213,8 @@ def test_pro_on_b200_is_one_node_tp8_as_the_sglang_cookbook_verified() -> None:
 
 def test_v2_5_on_4x_b200_at_1m_context() -> None:
     # A public model-hosting example serves MiMo-V2.5 fp8 with vLLM on 4x B200 at 1M context and 64
-    # concurrent requests (design/model-facts.md, "The MiMo family after V2-Flash").
-    result = _plan(
+    # concurrent requests (README, "The MiMo family").
+    plan = _plan(
         {
             "model": {"name": V25},
             "gpu": {"type": "B200-192GB"},
@@ -224,15 +222,15 @@ def test_v2_5_on_4x_b200_at_1m_context() -> None:
             "context": {"maxModelLen": 1048576},
         }
     )
-    assert isinstance(result, Plan)
-    assert (result.gpus_per_replica, result.max_model_len) == (4, 1048576)
+    assert isinstance(plan, Plan)
+    assert (plan.gpus_per_replica, plan.max_model_len) == (4, 1048576)
     # KV per token per GPU at TP4: 9 full-attention layers x 1 KV head x (192 + 128) x 2 B.
-    assert result.kv_bytes_per_token_per_gpu == 9 * 1 * 320 * 2
+    assert plan.kv_bytes_per_token_per_gpu == 9 * 1 * 320 * 2
     # Where we differ: 64 requests of 1M tokens each would need 64 x 6.0 GB of KV per GPU. The
     # plan counts max-length requests (a handful fit); the example's 64 concurrent requests share
     # the pool, which holds 64 requests of this many tokens each on average:
-    assert result.max_concurrent_at_max_len < 64
-    assert result.kv_cache_tokens // 64 > 32768
+    assert plan.max_concurrent_at_max_len < 64
+    assert plan.kv_cache_tokens // 64 > 32768
 
 
 def test_v2_5_text_only_leaves_the_encoders_out() -> None:
@@ -280,9 +278,9 @@ def _serve_lines() -> list[tuple[str, list[str]]]:
     lines = []
     for case, spec in RENDERED:
         md = _md({"gpu": {"type": "H200-141GB"}, **spec})
-        result = plan_for(md.spec)
-        assert isinstance(result, Plan), (case, result)
-        for sts in (c for c in render_children(md, result, RenderConfig()) if c["kind"] == "StatefulSet"):
+        plan = plan_for(md.spec)
+        assert isinstance(plan, Plan), (case, plan)
+        for sts in (c for c in render_children(md, plan, RenderConfig()) if c["kind"] == "StatefulSet"):
             container = sts["spec"]["template"]["spec"]["containers"][0]
             args = [a.replace("$(NODE_RANK)", "0") for a in container["args"]]
             lines.append((case, args))
@@ -386,7 +384,7 @@ def test_public_runs_validate_only_the_checkpoint_they_ran() -> None:
 
 
 def test_the_planner_s_notes_reach_status_plan() -> None:
-    result = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}})
-    assert isinstance(result, Plan)
-    notes = plan_status(result, "0123456789").notes
+    plan = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}})
+    assert isinstance(plan, Plan)
+    notes = plan_status(plan, "0123456789").notes
     assert any("21d1ecfecd7b" in note and "spec.model.revision" in note for note in notes)

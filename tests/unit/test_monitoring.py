@@ -16,7 +16,7 @@ import yaml
 
 from mimo_operator.handlers.metrics import OperatorMetrics
 from mimo_operator.handlers.reconcile import Outcome
-from mimo_operator.sandbox.upstream import ensure_promtool
+from mimo_sandbox.upstream import ensure_promtool
 from tests.vllm_cli.harness import ensure_vllm_venv, vllm_source_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def _dashboard() -> dict:  # type: ignore[type-arg]
 
 def test_the_metric_list_is_real() -> None:
     vllm = _vllm_metrics()
-    # Sanity: the names the autoscaler and model-facts rely on are in vLLM 0.33's source.
+    # Sanity: the names the autoscaler relies on are in vLLM 0.33's source.
     assert {
         "vllm:num_requests_waiting",
         "vllm:num_requests_running",

@@ -115,9 +115,9 @@ def test_unpinned_model_warns() -> None:
 
 def test_failed_status_keeps_other_fields_and_names_the_reason() -> None:
     md = _md("fp8-h100", spec={"gpu": {"type": "L40S-48GB"}, "parallelism": {"pipeline": 1}})
-    result = plan_for(md.spec)
-    assert isinstance(result, PlanError)
-    status = failed_status(md.status, 4, result.reason, result.message, T0)
+    error = plan_for(md.spec)
+    assert isinstance(error, PlanError)
+    status = failed_status(md.status, 4, error.reason, error.message, T0)
     assert status.phase == "Failed" and status.observed_generation == 4
     planned = _cond(status, "Planned")
     assert (planned.status, planned.reason) == ("False", "NeedsMoreThanOneNode")

@@ -13,11 +13,13 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 
 # serving.mimo.dev/* labels on every child, so children can be selected per deployment and role.
 LABEL_DEPLOYMENT = f"{GROUP}/deployment"
-LABEL_ROLE = f"{GROUP}/role"  # leader (serves HTTP) | worker (headless, multi-node only)
+# leader: a single-node replica's pods (they serve HTTP); group: every pod of a multi-node replica's
+# StatefulSet (its pod 0 serves HTTP, the others run headless).
+LABEL_ROLE = f"{GROUP}/role"
 LABEL_REPLICA = f"{GROUP}/replica"  # index of the model replica a multi-node group belongs to
 LABEL_PLAN_HASH = f"{GROUP}/plan-hash"
 ROLE_LEADER = "leader"
-ROLE_WORKER = "worker"
+ROLE_GROUP = "group"
 
 # app.kubernetes.io/* recommended labels.
 LABEL_NAME = "app.kubernetes.io/name"
@@ -26,15 +28,10 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 MANAGED_BY = "mimo-operator"
-APP_NAME = "vllm"
 
-# GPU feature discovery labels (NVIDIA gpu-feature-discovery) used for node selection.
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-GPU_RESOURCE = "nvidia.com/gpu"
-
-# vLLM ports (model-facts.md): OpenAI API, torch.distributed master, data-parallel RPC.
+# vLLM 0.33.0's defaults: `--port` (vllm/entrypoints/common/cli_args.py) and `--master-port`
+# (ParallelConfig.master_port, vllm/config/parallel.py), the torch.distributed master of a multi-node group.
 HTTP_PORT = 8000
 MASTER_PORT = 29501
-DP_RPC_PORT = 29550
 
 MAX_NAME_LENGTH = 42  # leaves room for "-pods", "-r<N>" and the StatefulSet pod suffix in 63 chars

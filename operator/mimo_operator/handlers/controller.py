@@ -198,9 +198,7 @@ class Controller:
                 logger.info("%s/%s was deleted while the watch was away; forgetting it", *key)
                 self.forget(key)
             elif _uid(found) != _uid(body):
-                found.setdefault("apiVersion", c.API_VERSION)
-                found.setdefault("kind", c.KIND)
-                self.observe("ADDED", found)
+                self.observe("ADDED", MIMO.stamp(found))
         waiting, self._after_audit = self._after_audit, set()
         for key in waiting:
             if key in self.bodies:
@@ -277,9 +275,7 @@ class Controller:
         if fresh is None:
             self.forget(key)
             return
-        fresh.setdefault("apiVersion", c.API_VERSION)
-        fresh.setdefault("kind", c.KIND)
-        self.bodies[key] = fresh
+        self.bodies[key] = MIMO.stamp(fresh)
         self.enqueue(key)
 
     def _failed(self, key: Key, body: dict[str, Any], exc: Exception, seconds: float) -> None:

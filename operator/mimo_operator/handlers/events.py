@@ -20,8 +20,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from mimo_operator.api import Condition, MimoDeploymentStatus
-from mimo_operator.api import constants as c
+from mimo_operator.api import Condition, MimoDeploymentStatus, constants
 from mimo_operator.kube.client import ApiError, KubeClient
 from mimo_operator.kube.resources import KINDS
 
@@ -148,8 +147,8 @@ async def post(client: KubeClient, body: dict[str, Any], announcement: Announcem
             "namespace": meta["namespace"],
         },
         "involvedObject": {
-            "apiVersion": c.API_VERSION,
-            "kind": c.KIND,
+            "apiVersion": constants.API_VERSION,
+            "kind": constants.KIND,
             "name": meta["name"],
             "namespace": meta["namespace"],
             "uid": meta.get("uid", ""),

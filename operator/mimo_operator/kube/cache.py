@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from mimo_operator.api import constants as c
+from mimo_operator.api import constants
 from mimo_operator.kube.client import KubeClient
 from mimo_operator.kube.resources import KINDS
 
@@ -47,7 +47,7 @@ class ChildCache:
     @staticmethod
     def _group(obj: dict[str, Any]) -> Group | None:
         meta = obj.get("metadata", {})
-        deployment = (meta.get("labels") or {}).get(c.LABEL_DEPLOYMENT)
+        deployment = (meta.get("labels") or {}).get(constants.LABEL_DEPLOYMENT)
         return (meta.get("namespace", ""), deployment) if deployment else None
 
     def observe(self, event_type: str | None, obj: dict[str, Any]) -> None:
@@ -108,12 +108,11 @@ class ChildCache:
         """The deployment's children of `kinds`, listing only kinds the cache was not primed with."""
         cached = self._groups.get((namespace, deployment), {})
         live = {key: obj for key, obj in cached.items() if (key[0], key[1]) in kinds}
-        selector = f"{c.LABEL_DEPLOYMENT}={deployment}"
+        selector = f"{constants.LABEL_DEPLOYMENT}={deployment}"
         for api_version, kind in kinds:
             if (api_version, kind) in self.primed:
                 continue
-            for item in await client.list(KINDS[(api_version, kind)].collection(namespace), selector):
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                live[child_key(item)] = item
+            listed_kind = KINDS[(api_version, kind)]
+            for item in await client.list(listed_kind.collection(namespace), selector):
+                live[child_key(listed_kind.stamp(item))] = item
         return live

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mimo_operator.api import constants as c
+from mimo_operator.api import constants
 from mimo_operator.kube.client import ApiError, KubeClient
 from mimo_operator.kube.compare import up_to_date
 from mimo_operator.kube.resources import KINDS, kind_of
@@ -57,7 +57,8 @@ def _predecessor(obj: dict[str, Any], owner: Owner) -> bool:
     """Controlled by an earlier MimoDeployment of the same name: the garbage collector is removing it."""
     refs = obj.get("metadata", {}).get("ownerReferences") or []
     return any(
-        ref.get("controller") and ref.get("kind") == c.KIND and ref.get("name") == owner.name for ref in refs
+        ref.get("controller") and ref.get("kind") == constants.KIND and ref.get("name") == owner.name
+        for ref in refs
     )
 
 
@@ -147,5 +148,5 @@ async def claim_exists(client: KubeClient, namespace: str, name: str) -> bool:
 async def list_pods(client: KubeClient, owner: Owner) -> list[dict[str, Any]]:
     """The deployment's pods (read only while it is not Ready, to explain why)."""
     return await client.list(
-        KINDS[("v1", "Pod")].collection(owner.namespace), f"{c.LABEL_DEPLOYMENT}={owner.name}"
+        KINDS[("v1", "Pod")].collection(owner.namespace), f"{constants.LABEL_DEPLOYMENT}={owner.name}"
     )

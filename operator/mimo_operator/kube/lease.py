@@ -48,7 +48,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mimo_operator.api import constants as c
+from mimo_operator.api import constants
 from mimo_operator.kube.client import ApiError, KubeClient
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ class LeaderElector:
             "metadata": {
                 "name": self.name,
                 "namespace": self.namespace,
-                "labels": {c.LABEL_MANAGED_BY: c.MANAGED_BY},
+                "labels": {constants.LABEL_MANAGED_BY: constants.MANAGED_BY},
             },
             "spec": record.spec(),
         }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from mimo_operator.api import constants as c
+from mimo_operator.api import constants
 
 
 @dataclass(frozen=True)
@@ -12,19 +13,24 @@ class Kind:
     api_version: str
     kind: str
     plural: str
-    namespaced: bool = True
 
     @property
     def base(self) -> str:
         return f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
 
     def collection(self, namespace: str | None) -> str:
-        if self.namespaced and namespace:
+        if namespace:  # every kind here is namespaced; no namespace lists across all of them
             return f"{self.base}/namespaces/{namespace}/{self.plural}"
         return f"{self.base}/{self.plural}"
 
     def item(self, namespace: str | None, name: str) -> str:
         return f"{self.collection(namespace)}/{name}"
+
+    def stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj` with this kind's apiVersion and kind, which the items of a LIST come without."""
+        obj.setdefault("apiVersion", self.api_version)
+        obj.setdefault("kind", self.kind)
+        return obj
 
 
 KINDS: dict[tuple[str, str], Kind] = {
@@ -34,19 +40,18 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Event", "events"),
         Kind("v1", "Pod", "pods"),
         Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-        Kind("v1", "Node", "nodes", namespaced=False),
         Kind("apps/v1", "StatefulSet", "statefulsets"),
         Kind("batch/v1", "Job", "jobs"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        Kind(c.API_VERSION, c.KIND, c.PLURAL),
+        Kind(constants.API_VERSION, constants.KIND, constants.PLURAL),
         Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
         Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
         Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
         Kind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
     )
 }
-MIMO = KINDS[(c.API_VERSION, c.KIND)]
+MIMO = KINDS[(constants.API_VERSION, constants.KIND)]
 
 
 def kind_of(obj: dict[str, object]) -> Kind:

@@ -47,10 +47,7 @@ async def watch_kind(
     while True:
         try:
             items, version = await client.list_with_version(path, selector)
-            for item in items:
-                item.setdefault("apiVersion", kind.api_version)
-                item.setdefault("kind", kind.kind)
-            on_list(kind, namespace, items)
+            on_list(kind, namespace, [kind.stamp(item) for item in items])
             if listed is not None:
                 listed.set()
             delay = 1.0
@@ -86,7 +83,5 @@ async def _follow(
         version = obj.get("metadata", {}).get("resourceVersion") or version
         if kind_of_event == "BOOKMARK":
             continue
-        obj.setdefault("apiVersion", kind.api_version)
-        obj.setdefault("kind", kind.kind)
-        on_event(kind_of_event, obj)
+        on_event(kind_of_event, kind.stamp(obj))
     return version

@@ -33,7 +33,6 @@ V25_ENCODERS = (
     EncoderSpec("vision_encoder", "image,video", 729_000_000, tensor_parallel=True),
     EncoderSpec("audio_encoder", "audio", 261_000_000, tensor_parallel=False),
 )
-MODALITIES = ("image", "video", "audio")
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,10 @@ KNOWN_CHECKPOINTS: dict[str, KnownCheckpoint] = {
             mtp_layers=3,
             encoders=(),
             serving=_FLASH,
-            # design/model-facts.md: the official fp8 checkpoint is ~313 GB (no index total found).
+            # ~313 GB: the size of the Hub repository's weight files as the project's research recorded
+            # it; no index total_size was found to cite (models/checkpoints/README.md).
             published_bytes=313_000_000_000,
-            published_bytes_source="model-facts.md, ~313 GB (index total_size not found)",
+            published_bytes_source="Hub file sizes, ~313 GB (index total_size not found)",
         ),
         KnownCheckpoint(
             name="XiaomiMiMo/MiMo-V2.5",

@@ -12,8 +12,6 @@ from enum import Enum
 from typing import Literal
 
 Precision = Literal["bf16", "fp8", "int4"]
-PRECISIONS: tuple[Precision, ...] = ("bf16", "fp8", "int4")
-
 KvCacheDtype = Literal["auto", "fp8"]
 
 

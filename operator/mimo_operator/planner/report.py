@@ -7,55 +7,56 @@ from typing import Any
 from mimo_operator.planner.types import Plan, PlanError
 
 
-def plan_as_dict(result: Plan | PlanError) -> dict[str, Any]:
-    """camelCase keys, the same names `status.plan` uses; `feasible` says which kind of result it is."""
-    if isinstance(result, PlanError):
+def plan_as_dict(outcome: Plan | PlanError) -> dict[str, Any]:
+    """camelCase keys, the same names `status.plan` uses; `feasible` says which kind of outcome it is."""
+    if isinstance(outcome, PlanError):
         return {
             "feasible": False,
-            "reason": result.reason,
-            "message": result.message,
-            "rejected": [{"layout": r.layout, "reason": r.reason} for r in result.rejected],
+            "reason": outcome.reason,
+            "message": outcome.message,
+            "rejected": [{"layout": r.layout, "reason": r.reason} for r in outcome.rejected],
         }
+    plan = outcome
     return {
         "feasible": True,
-        "precision": result.precision,
-        "gpu": result.gpu,
-        "gpuVendor": result.gpu_vendor,
-        "gpusPerReplica": result.gpus_per_replica,
-        "gpusPerPod": result.gpus_per_pod,
-        "nodesPerReplica": result.nodes_per_replica,
-        "tensorParallel": result.tensor_parallel,
-        "pipelineParallel": result.pipeline_parallel,
-        "dataParallel": result.data_parallel,
-        "expertParallel": result.expert_parallel,
-        "mtp": result.mtp,
-        "kvCacheDtype": result.kv_cache_dtype,
-        "gpuMemoryUtilization": result.gpu_memory_utilization,
-        "maxModelLen": result.max_model_len,
-        "budgetGiBPerGpu": result.budget_gib_per_gpu,
-        "weightsGiBPerGpu": result.weights_gib_per_gpu,
-        "reservedGiBPerGpu": result.reserved_gib_per_gpu,
-        "kvCacheGiBPerGpu": result.kv_cache_gib_per_gpu,
-        "kvBytesPerTokenPerGpu": result.kv_bytes_per_token_per_gpu,
-        "kvCacheTokens": result.kv_cache_tokens,
-        "maxConcurrentAtMaxLen": result.max_concurrent_at_max_len,
-        "maxConcurrentPromptsAtMaxLen": result.max_concurrent_prompts_at_max_len,
-        "vllmLogKvCacheTokens": result.vllm_log_kv_cache_tokens,
-        "vllmLogMaxConcurrency": result.vllm_log_max_concurrency,
-        "attentionBackend": result.attention_backend,
-        "attentionBackendFlag": result.attention_backend_flag,
-        "validation": result.validation,
-        "checkpointGiB": result.checkpoint_gib,
-        "estDecodeTokensPerSecondPerGpu": result.est_decode_tokens_per_s_per_gpu,
-        "summary": result.summary,
-        "notes": list(result.notes),
-        "rejected": [{"layout": r.layout, "reason": r.reason} for r in result.rejected],
+        "precision": plan.precision,
+        "gpu": plan.gpu,
+        "gpuVendor": plan.gpu_vendor,
+        "gpusPerReplica": plan.gpus_per_replica,
+        "gpusPerPod": plan.gpus_per_pod,
+        "nodesPerReplica": plan.nodes_per_replica,
+        "tensorParallel": plan.tensor_parallel,
+        "pipelineParallel": plan.pipeline_parallel,
+        "dataParallel": plan.data_parallel,
+        "expertParallel": plan.expert_parallel,
+        "mtp": plan.mtp,
+        "kvCacheDtype": plan.kv_cache_dtype,
+        "gpuMemoryUtilization": plan.gpu_memory_utilization,
+        "maxModelLen": plan.max_model_len,
+        "budgetGiBPerGpu": plan.budget_gib_per_gpu,
+        "weightsGiBPerGpu": plan.weights_gib_per_gpu,
+        "reservedGiBPerGpu": plan.reserved_gib_per_gpu,
+        "kvCacheGiBPerGpu": plan.kv_cache_gib_per_gpu,
+        "kvBytesPerTokenPerGpu": plan.kv_bytes_per_token_per_gpu,
+        "kvCacheTokens": plan.kv_cache_tokens,
+        "maxConcurrentAtMaxLen": plan.max_concurrent_at_max_len,
+        "maxConcurrentPromptsAtMaxLen": plan.max_concurrent_prompts_at_max_len,
+        "vllmLogKvCacheTokens": plan.vllm_log_kv_cache_tokens,
+        "vllmLogMaxConcurrency": plan.vllm_log_max_concurrency,
+        "attentionBackend": plan.attention_backend,
+        "attentionBackendFlag": plan.attention_backend_flag,
+        "validation": plan.validation,
+        "checkpointGiB": plan.checkpoint_gib,
+        "estDecodeTokensPerSecondPerGpu": plan.est_decode_tokens_per_s_per_gpu,
+        "summary": plan.summary,
+        "notes": list(plan.notes),
+        "rejected": [{"layout": r.layout, "reason": r.reason} for r in plan.rejected],
     }
 
 
-def plan_as_table(result: Plan | PlanError) -> str:
+def plan_as_table(outcome: Plan | PlanError) -> str:
     """Plain aligned text for a terminal: the figures, then the alternatives and why they lost."""
-    data = plan_as_dict(result)
+    data = plan_as_dict(outcome)
     lines: list[str] = []
     if not data["feasible"]:
         lines.append(f"INFEASIBLE ({data['reason']}): {data['message']}")
@@ -74,18 +75,18 @@ def plan_as_table(result: Plan | PlanError) -> str:
     return "\n".join(lines)
 
 
-def plan_explanation(result: Plan) -> str:
+def plan_explanation(plan: Plan) -> str:
     """The derivation page of `plan --explain`: one block per section, in reading order."""
-    lines = [result.summary, ""]
+    lines = [plan.summary, ""]
     section = ""
-    for heading, line in result.explain:
+    for heading, line in plan.explain:
         if heading != section:
             lines.append(f"{heading}:")
             section = heading
         lines.append(f"  {line}")
     lines.append("")
-    lines.append(f"validation: {result.validation}")
-    lines.extend(f"note: {n}" for n in result.notes)
+    lines.append(f"validation: {plan.validation}")
+    lines.extend(f"note: {n}" for n in plan.notes)
     return "\n".join(lines)
 
 

@@ -18,8 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mimo_operator.api import AutoscalingStatus, MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import AutoscalingStatus, MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.planner.memory import MAX_NUM_SEQS
 from mimo_operator.render import names
@@ -161,7 +160,11 @@ def render_hpa(md: MimoDeployment, plan: Plan, config: RenderConfig) -> dict[str
         "kind": "HorizontalPodAutoscaler",
         "metadata": names.object_meta(md, md.metadata.name, "autoscaler"),
         "spec": {
-            "scaleTargetRef": {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": md.metadata.name},
+            "scaleTargetRef": {
+                "apiVersion": constants.API_VERSION,
+                "kind": constants.KIND,
+                "name": md.metadata.name,
+            },
             "minReplicas": auto.min_replicas,
             "maxReplicas": auto.max_replicas,
             "metrics": [
@@ -195,7 +198,11 @@ def render_scaled_object(md: MimoDeployment, plan: Plan, config: RenderConfig) -
     series = KEDA_QUERIES[auto.metric]
     query = f'avg({series}{{namespace="{md.metadata.namespace}",pod=~"{md.metadata.name}-.*"}})'
     spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": md.metadata.name},
+        "scaleTargetRef": {
+            "apiVersion": constants.API_VERSION,
+            "kind": constants.KIND,
+            "name": md.metadata.name,
+        },
         "pollingInterval": policy.polling_seconds,
         "minReplicaCount": auto.min_replicas,
         "maxReplicaCount": auto.max_replicas,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.render.config import RenderConfig
 from mimo_operator.render.weights import fetch_mode, vllm_model_arg
@@ -20,7 +19,7 @@ from mimo_operator.render.weights import fetch_mode, vllm_model_arg
 API_KEY_ENV = "VLLM_API_KEY"
 NODE_RANK_ENV = "NODE_RANK"
 # The MiMo family's own parsers, registered in vLLM 0.33 under `mimo` and shared by every member
-# (models/family.py ServingTraits; model-facts.md).
+# (models/family.py ServingTraits; vLLM 0.33.0 vllm/reasoning/__init__.py and vllm/tool_parsers/__init__.py).
 REASONING_PARSER = "mimo"
 TOOL_CALL_PARSER = "mimo"
 # vLLM uses the first of the three MTP blocks; one speculative token per step (vLLM recipe).
@@ -48,7 +47,7 @@ def vllm_serve_args(
     if spec.model.revision and fetch_mode(md) != "job":  # a fetched copy is that revision already
         args += ["--revision", spec.model.revision]
     args += ["--download-dir", config.model_mount_path, "--trust-remote-code"]
-    args += ["--host", "0.0.0.0", "--port", str(c.HTTP_PORT)]
+    args += ["--host", "0.0.0.0", "--port", str(constants.HTTP_PORT)]
     args += ["--tensor-parallel-size", str(plan.tensor_parallel)]
     if plan.pipeline_parallel > 1:
         args += ["--pipeline-parallel-size", str(plan.pipeline_parallel)]
@@ -88,7 +87,7 @@ def vllm_serve_args(
             "--master-addr",
             master_addr,
             "--master-port",
-            str(c.MASTER_PORT),
+            str(constants.MASTER_PORT),
         ]
     return args + [literal(arg) for arg in spec.serving.extra_args]
 

@@ -8,7 +8,8 @@ from mimo_operator import __version__
 
 # The vLLM release the operator's command lines are written and tested for: MiMo-V2-Flash runs from
 # 0.14, its reasoning/tool parsers from 0.20, MTP from 0.22; `mimo` parsers are registered in 0.33
-# (model-facts.md). tests/vllm_cli checks every rendered command with this version's own parser.
+# (vllm/reasoning/__init__.py, vllm/tool_parsers/__init__.py). tests/vllm_cli checks every rendered
+# command with this version's own parser.
 VLLM_VERSION = "0.33.0"
 DEFAULT_VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
 # vLLM publishes its ROCm build as a separate image with the same tags (docs.vllm.ai, "Using Docker":

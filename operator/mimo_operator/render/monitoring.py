@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
 from mimo_operator.render.config import RenderConfig
 
 SCRAPE_ANNOTATIONS = {
     "prometheus.io/scrape": "true",
-    "prometheus.io/port": str(c.HTTP_PORT),
+    "prometheus.io/port": str(constants.HTTP_PORT),
     "prometheus.io/path": "/metrics",
 }
 

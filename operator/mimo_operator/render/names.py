@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 
 # Set by the StatefulSet controller on every pod (PodIndexLabel, GA in Kubernetes 1.32).
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -26,18 +25,18 @@ def group_statefulset_name(md: MimoDeployment, replica: int) -> str:
 
 def common_labels(md: MimoDeployment) -> dict[str, str]:
     return {
-        c.LABEL_NAME: "mimo-v2-flash",
-        c.LABEL_INSTANCE: md.metadata.name,
-        c.LABEL_MANAGED_BY: c.MANAGED_BY,
-        c.LABEL_PART_OF: "mimo-operator",
-        c.LABEL_DEPLOYMENT: md.metadata.name,
+        constants.LABEL_NAME: "mimo-v2-flash",
+        constants.LABEL_INSTANCE: md.metadata.name,
+        constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
+        constants.LABEL_PART_OF: "mimo-operator",
+        constants.LABEL_DEPLOYMENT: md.metadata.name,
     }
 
 
 def owner_reference(md: MimoDeployment) -> dict[str, Any]:
     return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
+        "apiVersion": constants.API_VERSION,
+        "kind": constants.KIND,
         "name": md.metadata.name,
         "uid": md.metadata.uid,
         "controller": True,
@@ -49,7 +48,7 @@ def object_meta(md: MimoDeployment, name: str, component: str, **extra_labels: s
     return {
         "name": name,
         "namespace": md.metadata.namespace,
-        "labels": {**common_labels(md), c.LABEL_COMPONENT: component, **extra_labels},
+        "labels": {**common_labels(md), constants.LABEL_COMPONENT: component, **extra_labels},
         "ownerReferences": [owner_reference(md)],
     }
 
@@ -57,8 +56,8 @@ def object_meta(md: MimoDeployment, name: str, component: str, **extra_labels: s
 def leader_selector(md: MimoDeployment, multi_node: bool) -> dict[str, str]:
     """Pods that serve the API: every pod of a single-node StatefulSet, pod 0 of each multi-node group."""
     if multi_node:
-        return {c.LABEL_DEPLOYMENT: md.metadata.name, POD_INDEX_LABEL: "0"}
-    return {c.LABEL_DEPLOYMENT: md.metadata.name, c.LABEL_ROLE: c.ROLE_LEADER}
+        return {constants.LABEL_DEPLOYMENT: md.metadata.name, POD_INDEX_LABEL: "0"}
+    return {constants.LABEL_DEPLOYMENT: md.metadata.name, constants.LABEL_ROLE: constants.ROLE_LEADER}
 
 
 def selector_string(selector: dict[str, str]) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
 
@@ -20,7 +19,7 @@ def render_api_service(md: MimoDeployment, plan: Plan) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": names.leader_selector(md, plan.nodes_per_replica > 1),
-            "ports": [{"name": "http", "port": c.HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": constants.HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 
@@ -35,12 +34,12 @@ def render_pods_service(md: MimoDeployment) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
-            "selector": {c.LABEL_DEPLOYMENT: md.metadata.name},
+            "selector": {constants.LABEL_DEPLOYMENT: md.metadata.name},
             "ports": [
-                {"name": "http", "port": c.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+                {"name": "http", "port": constants.HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
                 {
                     "name": "dist-master",
-                    "port": c.MASTER_PORT,
+                    "port": constants.MASTER_PORT,
                     "targetPort": "dist-master",
                     "protocol": "TCP",
                 },
@@ -61,7 +60,12 @@ def render_pdb(md: MimoDeployment, replicas: int) -> dict[str, Any] | None:
         "metadata": names.object_meta(md, md.metadata.name, "vllm"),
         "spec": {
             "maxUnavailable": 1,
-            "selector": {"matchLabels": {c.LABEL_DEPLOYMENT: md.metadata.name, c.LABEL_COMPONENT: "vllm"}},
+            "selector": {
+                "matchLabels": {
+                    constants.LABEL_DEPLOYMENT: md.metadata.name,
+                    constants.LABEL_COMPONENT: "vllm",
+                }
+            },
             # Pods still loading weights may be evicted: they serve nothing yet.
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },

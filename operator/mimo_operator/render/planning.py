@@ -9,7 +9,8 @@ from mimo_operator.models.family import ResolvedModel, UnknownModel, precision_p
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
 from mimo_operator.planner import ParallelismOverrides, Plan, PlanError, PlanRequest, plan
 
-# Either flag makes vLLM store every layer's full KV (model-facts.md, "KV cache").
+# Either flag makes vLLM store every layer's full KV: vLLM 0.33.0 vllm/config/vllm.py turns the hybrid
+# KV cache manager off on the first, and on a `--kv-transfer-config` whose connector does not support it.
 HYBRID_KV_OFF_FLAGS = ("--disable-hybrid-kv-cache-manager", "--kv-transfer-config")
 
 
@@ -21,9 +22,12 @@ def gpu_for(spec: MimoDeploymentSpec) -> GpuSpec | PlanError:
     return GPU_CATALOG[spec.gpu.type]
 
 
+# spec.speculativeDecoding.mtp and `plan --mtp`: auto lets the planner decide.
+MTP_SETTING: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+
+
 def plan_request_for(spec: MimoDeploymentSpec, gpu: GpuSpec) -> PlanRequest:
     extra = {arg.split("=", 1)[0] for arg in spec.serving.extra_args}
-    mtp = {"auto": None, "on": True, "off": False}[spec.speculative_decoding.mtp]
     return PlanRequest(
         precision=spec.precision,
         gpu=gpu,
@@ -39,7 +43,7 @@ def plan_request_for(spec: MimoDeploymentSpec, gpu: GpuSpec) -> PlanRequest:
             expert=spec.parallelism.expert,
         ),
         strategy=spec.parallelism.strategy,
-        mtp=mtp,
+        mtp=MTP_SETTING[spec.speculative_decoding.mtp],
         hybrid_kv_cache=not any(flag in extra for flag in HYBRID_KV_OFF_FLAGS),
     )
 
@@ -115,10 +119,16 @@ def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
     gpu = gpu_for(spec)
     if isinstance(gpu, PlanError):
         return gpu
-    request = request_for_model(plan_request_for(spec, gpu), resolved)
-    if isinstance(request, PlanError):
-        return request
-    result = plan(request, resolved.profile)
-    if isinstance(result, PlanError):
-        return result
-    return replace(result, notes=model_notes(resolved, spec.model.name) + result.notes)
+    return plan_model(plan_request_for(spec, gpu), resolved, spec.model.name)
+
+
+def plan_model(request: PlanRequest, resolved: ResolvedModel, name: str) -> Plan | PlanError:
+    """Fit the request to the checkpoint, plan it, and put what to know about the checkpoint first:
+    the operator (from a spec) and `mimo-operator plan` (from flags) both end here."""
+    fitted = request_for_model(request, resolved)
+    if isinstance(fitted, PlanError):
+        return fitted
+    planned = plan(fitted, resolved.profile)
+    if isinstance(planned, PlanError):
+        return planned
+    return replace(planned, notes=model_notes(resolved, name) + planned.notes)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.render.config import RenderConfig
 
@@ -23,7 +22,8 @@ STARTUP_PERIOD_SECONDS = 10
 # every vLLM image; curl is not guaranteed.
 _GROUP_HEALTH_SCRIPT = (
     '[ "$NODE_RANK" != "0" ] || exec python3 -c '
-    f"\"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{c.HTTP_PORT}/health', timeout=5)\""
+    f'"import urllib.request; '
+    f"urllib.request.urlopen('http://127.0.0.1:{constants.HTTP_PORT}/health', timeout=5)\""
 )
 
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.planner.memory import MAX_NUM_SEQS
 from mimo_operator.render import names
@@ -66,7 +65,7 @@ def render_inference_pool(md: MimoDeployment, plan: Plan, config: RenderConfig) 
         "spec": {
             # Only pods that answer HTTP: headless workers of a multi-node group have no API port.
             "selector": {"matchLabels": names.leader_selector(md, plan.nodes_per_replica > 1)},
-            "targetPorts": [{"number": c.HTTP_PORT}],
+            "targetPorts": [{"number": constants.HTTP_PORT}],
             "endpointPickerRef": {
                 "name": route.endpoint_picker.name,
                 "port": {"number": route.endpoint_picker.port},
@@ -88,7 +87,7 @@ def render_http_route(md: MimoDeployment, plan: Plan, config: RenderConfig) -> d
     if _uses_pool(md, config):
         backend = {"group": INFERENCE_GROUP, "kind": "InferencePool", "name": md.metadata.name}
     else:
-        backend = {"name": names.api_service_name(md), "port": c.HTTP_PORT}
+        backend = {"name": names.api_service_name(md), "port": constants.HTTP_PORT}
     timeout = f"{request_timeout_seconds(md, plan)}s"
     spec: dict[str, Any] = {
         "parentRefs": [parent],

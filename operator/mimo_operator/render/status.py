@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mimo_operator.api import AutoscalingStatus, Condition, MimoDeployment, MimoDeploymentStatus, PlanStatus
-from mimo_operator.api import constants as c
+from mimo_operator.api import (
+    AutoscalingStatus,
+    Condition,
+    MimoDeployment,
+    MimoDeploymentStatus,
+    PlanStatus,
+    constants,
+)
 from mimo_operator.api.status import Phase
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
@@ -135,7 +141,7 @@ def _rolling(sts: dict[str, Any], digest: str) -> bool:
     status = sts.get("status") or {}
     spec_replicas = sts.get("spec", {}).get("replicas", 0)
     return (
-        sts.get("metadata", {}).get("labels", {}).get(c.LABEL_PLAN_HASH) != digest
+        sts.get("metadata", {}).get("labels", {}).get(constants.LABEL_PLAN_HASH) != digest
         or status.get("observedGeneration", 0) < sts.get("metadata", {}).get("generation", 0)
         or status.get("updatedReplicas", 0) < spec_replicas
         or status.get("currentRevision") != status.get("updateRevision")
@@ -234,13 +240,9 @@ def compute_status(
         ready_replicas=ready,
         ready=f"{ready}/{replicas}",
         selector=names.selector_string(names.leader_selector(md, multi)),
-        endpoint=f"http://{names.api_service_name(md)}.{md.metadata.namespace}.svc:{c.HTTP_PORT}/v1",
+        endpoint=f"http://{names.api_service_name(md)}.{md.metadata.namespace}.svc:{constants.HTTP_PORT}/v1",
         autoscaling=scaling,
     )
-
-
-def status_as_patch(status: MimoDeploymentStatus) -> dict[str, Any]:
-    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 AUTOSCALING_CONDITIONS = ("Autoscaling", "ScalingLimited")

@@ -14,8 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.api.spec import FetchMode
 from mimo_operator.fetcher.outcome import FailureKind
 from mimo_operator.render import names
@@ -141,9 +140,9 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
     }
     # Without the deployment label: the fetcher's pod is not a vLLM pod, and the reconcile's reading
     # of vLLM pods (why are they stuck?) must not see it. The Job controller adds job-name labels.
-    labels = {k: v for k, v in names.common_labels(md).items() if k != c.LABEL_DEPLOYMENT}
+    labels = {k: v for k, v in names.common_labels(md).items() if k != constants.LABEL_DEPLOYMENT}
     return {
-        "metadata": {"labels": {**labels, c.LABEL_COMPONENT: "weights"}},
+        "metadata": {"labels": {**labels, constants.LABEL_COMPONENT: "weights"}},
         "spec": {
             "restartPolicy": "Never",
             # The fetcher talks to the Hub only; it holds no Kubernetes credentials at all.

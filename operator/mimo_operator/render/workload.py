@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mimo_operator.api import MimoDeployment
-from mimo_operator.api import constants as c
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.models.gpus import GPU_CATALOG, GPU_RESOURCE, PRODUCT_LABEL_KEY
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
@@ -80,7 +79,7 @@ def _affinity(md: MimoDeployment) -> dict[str, Any]:
                 {
                     "weight": 100,
                     "podAffinityTerm": {
-                        "labelSelector": {"matchLabels": {c.LABEL_DEPLOYMENT: md.metadata.name}},
+                        "labelSelector": {"matchLabels": {constants.LABEL_DEPLOYMENT: md.metadata.name}},
                         "topologyKey": "kubernetes.io/hostname",
                     },
                 }
@@ -107,8 +106,8 @@ def _container(
         "args": args,
         "env": _env(md, plan, config, multi_node),
         "ports": [
-            {"name": "http", "containerPort": c.HTTP_PORT, "protocol": "TCP"},
-            {"name": "dist-master", "containerPort": c.MASTER_PORT, "protocol": "TCP"},
+            {"name": "http", "containerPort": constants.HTTP_PORT, "protocol": "TCP"},
+            {"name": "dist-master", "containerPort": constants.MASTER_PORT, "protocol": "TCP"},
         ],
         "resources": {"requests": dict(limits), "limits": dict(limits)},
         "volumeMounts": [
@@ -171,7 +170,7 @@ def _statefulset(
     template: dict[str, Any],
     plan_hash: str,
 ) -> dict[str, Any]:
-    meta = names.object_meta(md, name, "vllm", **{c.LABEL_PLAN_HASH: plan_hash})
+    meta = names.object_meta(md, name, "vllm", **{constants.LABEL_PLAN_HASH: plan_hash})
     meta["labels"].update({k: v for k, v in labels.items() if k not in meta["labels"]})
     return {
         "apiVersion": "apps/v1",
@@ -195,17 +194,17 @@ def _statefulset(
 def render_statefulsets(
     md: MimoDeployment, plan: Plan, config: RenderConfig, replicas: int, plan_hash: str
 ) -> list[dict[str, Any]]:
-    base = {**names.common_labels(md), c.LABEL_COMPONENT: "vllm"}
+    base = {**names.common_labels(md), constants.LABEL_COMPONENT: "vllm"}
     if plan.nodes_per_replica == 1:
-        labels = {**base, c.LABEL_ROLE: c.ROLE_LEADER}
-        selector = {c.LABEL_DEPLOYMENT: md.metadata.name, c.LABEL_ROLE: c.ROLE_LEADER}
+        labels = {**base, constants.LABEL_ROLE: constants.ROLE_LEADER}
+        selector = {constants.LABEL_DEPLOYMENT: md.metadata.name, constants.LABEL_ROLE: constants.ROLE_LEADER}
         template = _pod_template(md, plan, config, labels, None)
         return [_statefulset(md, md.metadata.name, replicas, labels, selector, template, plan_hash)]
     groups = []
     for replica in range(replicas):
         name = names.group_statefulset_name(md, replica)
-        labels = {**base, c.LABEL_ROLE: "group", c.LABEL_REPLICA: str(replica)}
-        selector = {c.LABEL_DEPLOYMENT: md.metadata.name, c.LABEL_REPLICA: str(replica)}
+        labels = {**base, constants.LABEL_ROLE: constants.ROLE_GROUP, constants.LABEL_REPLICA: str(replica)}
+        selector = {constants.LABEL_DEPLOYMENT: md.metadata.name, constants.LABEL_REPLICA: str(replica)}
         master = f"{name}-0.{names.pods_service_name(md)}.{md.metadata.namespace}.svc"
         template = _pod_template(md, plan, config, labels, master)
         groups.append(_statefulset(md, name, plan.nodes_per_replica, labels, selector, template, plan_hash))

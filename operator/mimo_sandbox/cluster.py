@@ -42,9 +42,9 @@ from typing import Any
 
 import yaml
 
-from mimo_operator.sandbox import build
-from mimo_operator.sandbox import pools as node_pools
-from mimo_operator.sandbox.certs import ClientIdentity, generate_pki
+from mimo_sandbox import build
+from mimo_sandbox import pools as node_pools
+from mimo_sandbox.certs import ClientIdentity, generate_pki
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mimo_operator.sandbox import versions
-from mimo_operator.sandbox.build import (
+from mimo_sandbox import versions
+from mimo_sandbox.build import (
     BuildError,
     binary_path,
     build_lock,
@@ -139,7 +139,7 @@ def ensure_promtool(*, progress: TextIO | None = None) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mimo_operator.sandbox.upstream [crds|promtool]`: what mk/upstream.mk runs."""
+    """`python -m mimo_sandbox.upstream [crds|promtool]`: what mk/upstream.mk runs."""
     what = list(argv if argv is not None else sys.argv[1:]) or ["crds", "promtool"]
     try:
         if "crds" in what:

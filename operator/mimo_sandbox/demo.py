@@ -21,9 +21,9 @@ from types import FrameType
 from typing import Any
 
 from mimo_operator.api.crd import crd_yaml
-from mimo_operator.sandbox.cluster import Sandbox
-from mimo_operator.sandbox.pools import parse_pools
-from mimo_operator.sandbox.volumes import bound_claims_json
+from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pools import parse_pools
+from mimo_sandbox.volumes import bound_claims_json
 
 NAMESPACE = "mimo-demo"
 # Enough GPU nodes to run every example at once: fp8 on one H100 node, a bf16 group on two more,

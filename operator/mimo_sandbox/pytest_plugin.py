@@ -1,6 +1,6 @@
 """pytest fixtures for tests that run against the sandbox control plane.
 
-Load it from a conftest with `pytest_plugins = ["mimo_operator.sandbox.pytest_plugin"]`. One sandbox is
+Load it from a conftest with `pytest_plugins = ["mimo_sandbox.pytest_plugin"]`. One sandbox is
 started per test session (the expensive part: ~10 s warm) and every test gets its own namespace, so
 tests stay independent without paying for a cluster each. A sandbox that cannot start makes every test
 that asked for it ERROR with the component's log: CI must never mistake "no cluster" for "all green".
@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config
 
-from mimo_operator.sandbox.build import BuildError
-from mimo_operator.sandbox.cluster import NotYet, Sandbox, SandboxError, default_state_dir, wait_until
+from mimo_sandbox.build import BuildError
+from mimo_sandbox.cluster import NotYet, Sandbox, SandboxError, default_state_dir, wait_until
 
 __all__ = ["NotYet", "admin_api_client", "api_client", "namespace", "sandbox", "wait_for"]
 

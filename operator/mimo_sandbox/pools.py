@@ -97,7 +97,7 @@ def parse_pools(text: str) -> list[NodePool]:
 def load_pools(path: Path | None = None) -> list[NodePool]:
     """Pools from `path`, or the packaged default (`pools.yaml` next to this module)."""
     if path is None:
-        text = resources.files("mimo_operator.sandbox").joinpath("pools.yaml").read_text()
+        text = resources.files("mimo_sandbox").joinpath("pools.yaml").read_text()
     else:
         text = Path(path).read_text()
     return parse_pools(text)

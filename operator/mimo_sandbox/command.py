@@ -13,8 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
-from mimo_operator.sandbox.build import BuildError
-from mimo_operator.sandbox.cluster import Sandbox, SandboxError, default_state_dir
+from mimo_sandbox.build import BuildError
+from mimo_sandbox.cluster import Sandbox, SandboxError, default_state_dir
 
 
 def _out(message: object) -> None:
@@ -125,7 +125,7 @@ def _status(state_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m mimo_operator.sandbox.command up`) until the main CLI wires it in."""
+    """`mimo-operator sandbox ...` (the CLI hands its words over) and `python -m mimo_sandbox.command`."""
     parser = argparse.ArgumentParser(prog="mimo-operator")
     add_sandbox_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
