@@ -30,7 +30,7 @@ from mimo_sandbox.build import BuildError
 from mimo_sandbox.cluster import NotYet, Sandbox, SandboxError
 from mimo_sandbox.pytest_plugin import admin_api_client, wait_for
 from tests.integration.conftest import CRD
-from tests.integration.operator_process import OperatorProcess, free_port, launch, stop, wait_healthy
+from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.sandbox
 
@@ -642,14 +642,8 @@ def test_a_rotated_token_is_followed_while_the_old_one_stops_working(
     )  # fmt: skip
     kubeconfig = tmp_path / "kubeconfig"
     _token_kubeconfig(sb, kubeconfig, _bound_token(sb, ns, "token-1"))
-    env = sb.env()
-    env["KUBECONFIG"] = str(kubeconfig)
-    liveness, metrics = free_port(), free_port()
-    log = tmp_path / "operator.log"
-    argv = ["run", "-n", ns, "--metrics-port", str(metrics), "--liveness-port", str(liveness)]
-    proc = launch(argv, env, log)
+    rotating = OperatorProcess(sb, ns, tmp_path, env={"KUBECONFIG": str(kubeconfig)}).start()
     try:
-        wait_healthy(proc, liveness, lambda: log.read_text(errors="replace"))
         apply(sb, ns, mimo("mimo-rotate"))
         wait_ready(sb, ns, "mimo-rotate")
 
@@ -668,9 +662,9 @@ def test_a_rotated_token_is_followed_while_the_old_one_stops_working(
         wait_for(first_token_refused, timeout=60, description="the first token refused by the API server")
         sb.kubectl("-n", ns, "scale", "mimo", "mimo-rotate", "--replicas=2")
         wait_ready(sb, ns, "mimo-rotate", "2/2", timeout=120)
-        assert proc.poll() is None
+        assert rotating.proc is not None and rotating.proc.poll() is None
     finally:
-        stop(proc)
+        rotating.kill()
         sb.kubectl("delete", "clusterrolebinding", f"rotating-{ns}", check=False)
 
 
@@ -680,14 +674,8 @@ def test_handlers_touch_the_queue_only_from_its_event_loop(
     """asyncio's debug mode raises on a call into the loop from another thread (kopf runs plain
     function handlers in a thread pool); the operator must reconcile with it on and log no such error."""
     sb = fault_sandbox
-    env = sb.env()
-    env["PYTHONASYNCIODEBUG"] = "1"
-    liveness, metrics = free_port(), free_port()
-    log = tmp_path / "operator.log"
-    argv = ["run", "-n", ns, "--metrics-port", str(metrics), "--liveness-port", str(liveness)]
-    proc = launch(argv, env, log)
+    debugged = OperatorProcess(sb, ns, tmp_path, env={"PYTHONASYNCIODEBUG": "1"}).start()
     try:
-        wait_healthy(proc, liveness, lambda: log.read_text(errors="replace"))
         apply(sb, ns, mimo("mimo-debug"))
         wait_ready(sb, ns, "mimo-debug")
         sb.kubectl("-n", ns, "delete", "service", "mimo-debug-pods")
@@ -697,6 +685,6 @@ def test_handlers_touch_the_queue_only_from_its_event_loop(
             description="a child event handled with asyncio debug on",
         )
     finally:
-        stop(proc)
-    text = log.read_text(errors="replace")
+        debugged.kill()
+    text = debugged.log_path.read_text(errors="replace")
     assert "Non-thread-safe operation" not in text, text[-3000:]
