@@ -18,7 +18,7 @@ from mimo_operator.models.family import known_profile
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.models.profile import ModelProfile
 from mimo_operator.planner import ParallelismOverrides, Plan, PlanRequest, plan
-from mimo_operator.planner.memory import KV_BLOCK_SIZE, MAX_NUM_BATCHED_TOKENS
+from tests.unit.test_planner_vllm_kv import allocator_case
 from tests.vllm_cli.probe import run_vllm_script
 
 TOLERANCE = 0.02
@@ -71,40 +71,11 @@ def _plan(config: Config) -> Plan:
     return result
 
 
-def _case(config: Config, result: Plan) -> dict[str, Any]:
-    m = _profile(config)
-    return {
-        "num_layers": m.num_layers,
-        "full_attention_layers": list(m.full_attention_layers),
-        "extra_sliding_layers": 1 if result.mtp else 0,
-        "full": {
-            "num_kv_heads": m.full_attention.kv_heads,
-            "head_size": m.full_attention.k_head_dim,
-            "head_size_v": m.full_attention.v_head_dim,
-        },
-        "sliding": {
-            "num_kv_heads": m.sliding_attention.kv_heads,
-            "head_size": m.sliding_attention.k_head_dim,
-            "head_size_v": m.sliding_attention.v_head_dim,
-            "window": m.sliding_attention.sliding_window,
-        },
-        "tensor_parallel_size": result.tensor_parallel,
-        "pipeline_parallel_size": result.pipeline_parallel,
-        "kv_cache_dtype": result.kv_cache_dtype,
-        "block_size": KV_BLOCK_SIZE,
-        "max_model_len": result.max_model_len,
-        "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
-        "available_memory": list(result.kv_pool_bytes_per_stage),
-        "hybrid_kv_cache_manager": result.hybrid_kv_cache,
-        "attention_backend": result.attention_backend or "FLASH_ATTN_DIFFKV",
-        "probe": True,
-    }
-
-
 @pytest.fixture(scope="module")
 def compared() -> list[tuple[Config, Plan, dict[str, Any]]]:
     plans = [_plan(config) for config in CONFIGS]
-    answers = run_vllm_script("kv_allocator.py", [_case(c, p) for c, p in zip(CONFIGS, plans, strict=True)])
+    cases = [allocator_case(_profile(c), p) for c, p in zip(CONFIGS, plans, strict=True)]
+    answers = run_vllm_script("kv_allocator.py", cases)
     return list(zip(CONFIGS, plans, answers, strict=True))
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH as M
+from mimo_operator.models.profile import ModelProfile
 from mimo_operator.planner import ParallelismOverrides, Plan, PlanRequest, plan
 from mimo_operator.planner.memory import KV_BLOCK_SIZE, MAX_NUM_BATCHED_TOKENS
 from tests.vllm_cli.probe import run_vllm_script
@@ -77,23 +78,24 @@ def _plan(config: Config) -> Plan:
     return result
 
 
-def _case(result: Plan) -> dict[str, Any]:
+def allocator_case(model: ModelProfile, result: Plan) -> dict[str, Any]:
     """The plan's layout as kv_allocator.py's input, built from the model profile (not the plan's
-    own KV arithmetic): only the KV pool per GPU comes from the plan, as vLLM gets it from profiling."""
+    own KV arithmetic): only the KV pool per GPU comes from the plan, as vLLM gets it from profiling.
+    Shared with test_family_kv_vllm.py, which runs the same comparison for the other MiMo models."""
     return {
-        "num_layers": M.num_layers,
-        "full_attention_layers": list(M.full_attention_layers),
+        "num_layers": model.num_layers,
+        "full_attention_layers": list(model.full_attention_layers),
         "extra_sliding_layers": 1 if result.mtp else 0,
         "full": {
-            "num_kv_heads": M.full_attention.kv_heads,
-            "head_size": M.full_attention.k_head_dim,
-            "head_size_v": M.full_attention.v_head_dim,
+            "num_kv_heads": model.full_attention.kv_heads,
+            "head_size": model.full_attention.k_head_dim,
+            "head_size_v": model.full_attention.v_head_dim,
         },
         "sliding": {
-            "num_kv_heads": M.sliding_attention.kv_heads,
-            "head_size": M.sliding_attention.k_head_dim,
-            "head_size_v": M.sliding_attention.v_head_dim,
-            "window": M.sliding_attention.sliding_window,
+            "num_kv_heads": model.sliding_attention.kv_heads,
+            "head_size": model.sliding_attention.k_head_dim,
+            "head_size_v": model.sliding_attention.v_head_dim,
+            "window": model.sliding_attention.sliding_window,
         },
         "tensor_parallel_size": result.tensor_parallel,
         "pipeline_parallel_size": result.pipeline_parallel,
@@ -111,7 +113,7 @@ def _case(result: Plan) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def compared() -> list[tuple[Config, Plan, dict[str, Any]]]:
     plans = [_plan(config) for config in CONFIGS]
-    answers = run_vllm_script("kv_allocator.py", [_case(p) for p in plans])
+    answers = run_vllm_script("kv_allocator.py", [allocator_case(M, p) for p in plans])
     return list(zip(CONFIGS, plans, answers, strict=True))
 
 
