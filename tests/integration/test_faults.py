@@ -77,7 +77,9 @@ def ns(fault_sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[str]:
         lambda: (
             fault_sandbox.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0
         ),
-        timeout=30,
+        # Up to two minutes: a test before may have restarted the API server, and the controller
+        # manager's informers (the ServiceAccount controller's among them) take a while to come back.
+        timeout=120,
         description=f"ServiceAccount default in {name}",
     )
     try:
