@@ -29,22 +29,12 @@ import dataclasses
 import enum
 import io
 import json
-import os
 import sys
 from typing import Any
 
-# vLLM logs to stdout by default (envs.VLLM_LOGGING_STREAM = "ext://sys.stdout") and native
-# libraries may print to fd 1 too; keep a private copy of the real stdout for our JSON and
-# point fd 1 at stderr before anything from vLLM is imported.
-_JSON_OUT = os.fdopen(os.dup(1), "w", encoding="utf-8")
-os.dup2(2, 1)
-sys.stdout = sys.stderr
+from vllm_process import json_channel  # type: ignore[import-not-found,unused-ignore]
 
-# No accelerator here: tell vLLM's platform detection so instead of letting it probe NVML.
-os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-# Never phone home from a test.
-os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+_JSON_OUT = json_channel()  # before anything from vLLM is imported
 
 # vLLM lives only in the cached venv, so the project's mypy cannot see it (hence the ignores).
 from vllm.entrypoints.cli.serve import ServeSubcommand  # type: ignore[import-not-found,unused-ignore]  # noqa: E402

@@ -32,13 +32,9 @@ import os
 import sys
 from typing import Any
 
-# vLLM logs to stdout; keep a private copy of the real stdout for our JSON (as argcheck.py does).
-_JSON_OUT = os.fdopen(os.dup(1), "w", encoding="utf-8")
-os.dup2(2, 1)
-sys.stdout = sys.stderr
-os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from vllm_process import json_channel  # type: ignore[import-not-found,unused-ignore]
+
+_JSON_OUT = json_channel()  # before anything from vLLM is imported
 
 import importlib.util  # noqa: E402
 import types  # noqa: E402

@@ -53,17 +53,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from types import SimpleNamespace
 from typing import Any
 
-_JSON_OUT = os.fdopen(os.dup(1), "w", encoding="utf-8")
-os.dup2(2, 1)
-sys.stdout = sys.stderr
-os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from vllm_process import json_channel  # type: ignore[import-not-found,unused-ignore]
+
+_JSON_OUT = json_channel()  # before anything from vLLM is imported
 
 import torch  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 from vllm.config import (  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
