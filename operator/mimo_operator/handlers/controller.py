@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mimo_operator.api import constants as c
+from mimo_operator.api import constants
 from mimo_operator.handlers.reconcile import Outcome, StaleObject, reconcile
 from mimo_operator.handlers.settings import OperatorSettings
-from mimo_operator.kube.cache import ChildCache, older
+from mimo_operator.kube.cache import ChildCache, older, resource_version
 from mimo_operator.kube.children import api_serves
 from mimo_operator.kube.client import ApiError, KubeClient, WriteFenced
 from mimo_operator.kube.resources import KINDS, MIMO, Kind
@@ -39,7 +39,7 @@ MAX_BACKOFF_EXPONENT = 16
 # kopf yields a re-list's objects one by one with no end marker: check them against what is held once
 # this long has passed without another listed object.
 RELIST_SETTLE_SECONDS = 2.0
-CHILD_SELECTOR = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+CHILD_SELECTOR = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY}"
 
 
 def backoff_seconds(failures: int, ceiling: float) -> float:
@@ -117,7 +117,7 @@ class Controller:
         if known is not None and _uid(known) == _uid(body):
             if older(body, known):
                 return  # an event that was on its way while this operator's own write returned
-            if _version(known) == _version(body):
+            if resource_version(known) == resource_version(body):
                 return  # a re-list after a watch restart, or the echo of this operator's status write
         self.bodies[key] = body
         self.enqueue(key)
@@ -163,7 +163,7 @@ class Controller:
         return [
             (meta.get("namespace", ""), ref["name"])
             for ref in meta.get("ownerReferences") or []
-            if ref.get("kind") == c.KIND and ref.get("controller")
+            if ref.get("kind") == constants.KIND and ref.get("controller")
         ]
 
     # -- re-lists of MimoDeployments ------------------------------------------------------------
@@ -379,10 +379,6 @@ class Controller:
             return False
         stale = time.monotonic() - self.last_success > 3 * self.settings.resync_seconds
         return not (stale and self.failures)
-
-
-def _version(body: dict[str, Any]) -> str:
-    return str(body.get("metadata", {}).get("resourceVersion", ""))
 
 
 def _uid(body: dict[str, Any]) -> str:

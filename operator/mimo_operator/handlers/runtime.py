@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import kopf
 
-from mimo_operator.api import constants as c
+from mimo_operator.api import constants
 from mimo_operator.handlers.controller import Controller
 from mimo_operator.handlers.metrics import OperatorMetrics
 from mimo_operator.handlers.settings import OperatorSettings
@@ -30,8 +30,8 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf's bookkeeping, if any handler ever needs it, goes to annotations, never to status.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP)
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=constants.GROUP)
         settings.posting.enabled = False  # events are posted by reconcile, once per transition
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
@@ -53,7 +53,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         return info
 
     # Async, so it runs on the event loop that owns the queue (kopf runs plain functions in threads).
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
+    @kopf.on.event(constants.GROUP, constants.VERSION, constants.PLURAL, registry=registry)
     async def on_mimo(event: kopf.RawEvent, **_: Any) -> None:
         controller.observe(event.get("type"), cast(dict[str, Any], event["object"]))
 

@@ -27,14 +27,17 @@ def child_key(obj: dict[str, Any]) -> ChildKey:
     return (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
 
 
+def resource_version(obj: dict[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("resourceVersion", ""))
+
+
 def older(obj: dict[str, Any], than: dict[str, Any] | None) -> bool:
     """`obj` is an earlier version than `than`. resourceVersions are opaque to clients by contract,
     but the kube-apiserver's are etcd revisions (integers that only grow); anything else compares as
     not older, so an unknown format degrades to "latest event wins"."""
     if than is None:
         return False
-    a = str(obj.get("metadata", {}).get("resourceVersion", ""))
-    b = str(than.get("metadata", {}).get("resourceVersion", ""))
+    a, b = resource_version(obj), resource_version(than)
     return a.isdigit() and b.isdigit() and int(a) < int(b)
 
 
