@@ -44,7 +44,7 @@ import yaml
 
 from mimo_sandbox import build
 from mimo_sandbox import pools as node_pools
-from mimo_sandbox.certs import ClientIdentity, generate_pki
+from mimo_sandbox.certs import ClientIdentity, Pki, generate_pki
 
 log = logging.getLogger(__name__)
 
@@ -536,10 +536,20 @@ class Sandbox:
     # ---- internals: control plane ------------------------------------------------------------------
 
     def _start_components(self, bins: build.BinPaths, kwok_dir: Path) -> None:
-        state = self._dir()
+        """The control plane in dependency order, each component healthy before the next starts."""
         deadline = time.monotonic() + self.startup_timeout
-        pki = generate_pki(
-            state / "pki",
+        pki = self._generate_pki()
+        etcd_url = self._start_etcd(bins, deadline)
+        self._start_apiserver(bins, pki, etcd_url, deadline)
+        kubeconfigs = self._write_kubeconfigs(pki)
+        self._start_controller_manager(bins, pki, kubeconfigs["kube-controller-manager"], deadline)
+        self._start_scheduler(bins, kubeconfigs["kube-scheduler"], deadline)
+        self._start_kwok(bins, kwok_dir, kubeconfigs["kwok"], deadline)
+        self._deadline = deadline
+
+    def _generate_pki(self) -> Pki:
+        return generate_pki(
+            self._dir() / "pki",
             service_ip=SERVICE_IP,
             clients={
                 "admin": ClientIdentity("admin", ("system:masters",)),
@@ -551,6 +561,9 @@ class Sandbox:
             },
         )
 
+    def _start_etcd(self, bins: build.BinPaths, deadline: float) -> str:
+        """Starts etcd; returns its client URL."""
+        state = self._dir()
         etcd_client, etcd_peer = _free_port(), _free_port()
         etcd = self._spawn(
             "etcd",
@@ -570,14 +583,17 @@ class Sandbox:
             f"http://127.0.0.1:{etcd_client}/health",
         )
         self._wait_healthy(etcd, deadline)
+        return f"http://127.0.0.1:{etcd_client}"
 
+    def _start_apiserver(self, bins: build.BinPaths, pki: Pki, etcd_url: str, deadline: float) -> None:
+        state = self._dir()
         api_port = _free_port()
         self.server = f"https://127.0.0.1:{api_port}"
         apiserver = self._spawn(
             "kube-apiserver",
             [
                 str(bins.kube_apiserver),
-                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={api_port}",
@@ -604,6 +620,9 @@ class Sandbox:
         )
         self._wait_healthy(apiserver, deadline)
 
+    def _write_kubeconfigs(self, pki: Pki) -> dict[str, Path]:
+        """The admin kubeconfig users get, and one per component with that component's identity."""
+        state = self._dir()
         kubeconfigs = state / "kubeconfigs"
         admin = pki.clients["admin"]
         self.kubeconfig.write_text(
@@ -617,16 +636,20 @@ class Sandbox:
             path.write_text(yaml.safe_dump(_kubeconfig(self.server, pki.ca.cert, pair.cert, pair.key, name)))
             path.chmod(0o600)
             component_kubeconfigs[name] = path
+        return component_kubeconfigs
 
+    def _start_controller_manager(
+        self, bins: build.BinPaths, pki: Pki, kubeconfig: Path, deadline: float
+    ) -> None:
+        state = self._dir()
         kcm_port = _free_port()
-        kcm_kc = component_kubeconfigs["kube-controller-manager"]
         kcm = self._spawn(
             "kube-controller-manager",
             [
                 str(bins.kube_controller_manager),
-                f"--kubeconfig={kcm_kc}",
-                f"--authentication-kubeconfig={kcm_kc}",
-                f"--authorization-kubeconfig={kcm_kc}",
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={kcm_port}",
                 f"--cert-dir={state / 'pki' / 'kcm-generated'}",
@@ -650,15 +673,16 @@ class Sandbox:
         )
         self._wait_healthy(kcm, deadline)
 
+    def _start_scheduler(self, bins: build.BinPaths, kubeconfig: Path, deadline: float) -> None:
+        state = self._dir()
         sched_port = _free_port()
-        sched_kc = component_kubeconfigs["kube-scheduler"]
         scheduler = self._spawn(
             "kube-scheduler",
             [
                 str(bins.kube_scheduler),
-                f"--kubeconfig={sched_kc}",
-                f"--authentication-kubeconfig={sched_kc}",
-                f"--authorization-kubeconfig={sched_kc}",
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={sched_port}",
                 f"--cert-dir={state / 'pki' / 'scheduler-generated'}",
@@ -671,6 +695,7 @@ class Sandbox:
         )
         self._wait_healthy(scheduler, deadline)
 
+    def _start_kwok(self, bins: build.BinPaths, kwok_dir: Path, kubeconfig: Path, deadline: float) -> None:
         kwok_port = _free_port()
         stage_args = []
         for rel in KWOK_STAGE_FILES:
@@ -682,7 +707,7 @@ class Sandbox:
             "kwok",
             [
                 str(bins.kwok),
-                f"--kubeconfig={component_kubeconfigs['kwok']}",
+                f"--kubeconfig={kubeconfig}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={node_pools.KWOK_ANNOTATION}={node_pools.KWOK_ANNOTATION_VALUE}",
                 # Leases keep nodes alive for the node-lifecycle controller without status rewrites.
@@ -694,7 +719,6 @@ class Sandbox:
             f"http://127.0.0.1:{kwok_port}/healthz",
         )
         self._wait_healthy(kwok, deadline)
-        self._deadline = deadline
 
     def _api(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
