@@ -11,9 +11,10 @@ import pytest
 from aiohttp import web
 
 from mimo_operator.handlers import controller as controller_module
-from mimo_operator.handlers.controller import Controller, backoff_seconds
+from mimo_operator.handlers.controller import Controller
 from mimo_operator.handlers.reconcile import Outcome
 from mimo_operator.handlers.settings import OperatorSettings
+from mimo_operator.handlers.workqueue import WorkQueue, backoff_seconds
 from mimo_operator.kube.client import KubeClient
 from tests.unit.test_kube_client import info, server
 
@@ -59,29 +60,31 @@ def test_a_key_failing_thousands_of_times_keeps_its_worker_alive() -> None:
 
 
 def test_events_during_a_reconcile_run_it_once_more_and_duplicates_queue_once() -> None:
-    async def scenario() -> tuple[int, set[tuple[str, str]]]:
-        ctl = Controller(settings())
-        ctl.enqueue(("ns", "a"))
-        ctl.enqueue(("ns", "a"))
-        size = ctl.queue.qsize()
-        ctl.active.add(("ns", "b"))
-        ctl.enqueue(("ns", "b"))
-        return size, ctl.again
+    async def scenario() -> list[object]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.add("a")
+        queue.add("a")
+        seen: list[object] = [queue.waiting()]
+        taken = await queue.take()
+        queue.add("a")  # an event while a worker has it: not handed to a second worker
+        seen += [taken, queue.waiting()]
+        queue.done("a")  # ... but handed out once more when that work is done
+        seen.append(queue.waiting())
+        return seen
 
-    size, again = asyncio.run(scenario())
-    assert size == 1 and again == {("ns", "b")}
+    assert asyncio.run(scenario()) == [1, "a", 0, 1]
 
 
 def test_a_stale_or_repeated_body_does_not_replace_a_newer_one() -> None:
     async def scenario() -> tuple[str, int]:
         ctl = Controller(settings())
         ctl.observe("MODIFIED", body("m", rv="20"))
-        ctl.queue.get_nowait()
-        ctl.queued.clear()
+        await ctl.queue.take()
+        ctl.queue.done(("ns", "m"))
         ctl.observe("MODIFIED", body("m", rv="12"))  # an event still on its way when rv 20 was written
         ctl.observe(None, body("m", rv="20"))  # the same version again, from a re-list
         ctl._relist_audit.cancel()  # type: ignore[union-attr]
-        return ctl.bodies[("ns", "m")]["metadata"]["resourceVersion"], ctl.queue.qsize()
+        return ctl.bodies[("ns", "m")]["metadata"]["resourceVersion"], ctl.queue.waiting()
 
     assert asyncio.run(scenario()) == ("20", 0)
 

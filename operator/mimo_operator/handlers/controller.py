@@ -1,13 +1,12 @@
 """The controller: kopf's MimoDeployment events (handlers/runtime.py) and the operator's own watches of
-the children feed a work queue; workers run `reconcile` for one deployment at a time each.
+the children feed a work queue (handlers/workqueue.py); workers run `reconcile`, one deployment each.
 
 Children are watched by kube/watch.py with server-side label selectors, and every LIST replaces what the
 child cache held, so a child deleted during a watch gap is noticed. A kopf re-list of MimoDeployments
 (type None events) is checked against what is held by one LIST of our own, so a deployment deleted
-during a gap is forgotten rather than reconciled from its last body. The queue de-duplicates keys,
-never runs one deployment twice at once, re-runs it if an event arrived meanwhile, backs off
-exponentially (capped) on failure, and re-enqueues everything every resync period. No exception of one
-deployment stops a worker.
+during a gap is forgotten rather than reconciled from its last body. Failures back off exponentially
+(capped), everything is re-enqueued every resync period, and no exception of one deployment stops a
+worker.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any
 from mimo_operator.api import constants
 from mimo_operator.handlers.reconcile import Outcome, StaleObject, reconcile
 from mimo_operator.handlers.settings import OperatorSettings
+from mimo_operator.handlers.workqueue import WorkQueue, backoff_seconds
 from mimo_operator.kube.cache import ChildCache, older, resource_version
 from mimo_operator.kube.children import api_serves
 from mimo_operator.kube.client import ApiError, KubeClient, WriteFenced
@@ -33,17 +33,10 @@ from mimo_operator.render import RenderConfig, child_kinds
 
 logger = logging.getLogger("mimo_operator")
 Key = tuple[str, str]
-# The exponent of the retry delay stops growing here (2**16 s is far beyond any max_backoff_seconds):
-# an unbounded 2.0 ** failures overflows after ~1,024 failures of one key.
-MAX_BACKOFF_EXPONENT = 16
 # kopf yields a re-list's objects one by one with no end marker: check them against what is held once
 # this long has passed without another listed object.
 RELIST_SETTLE_SECONDS = 2.0
 CHILD_SELECTOR = f"{constants.LABEL_MANAGED_BY}={constants.MANAGED_BY}"
-
-
-def backoff_seconds(failures: int, ceiling: float) -> float:
-    return float(min(2.0 ** min(failures, MAX_BACKOFF_EXPONENT), ceiling))
 
 
 class Controller:
@@ -58,10 +51,7 @@ class Controller:
         self.settings = settings
         self.config = settings.render_config()
         self.bodies: dict[Key, dict[str, Any]] = {}
-        self.queue: asyncio.Queue[Key] = asyncio.Queue()
-        self.queued: set[Key] = set()
-        self.active: set[Key] = set()
-        self.again: set[Key] = set()
+        self.queue: WorkQueue[Key] = WorkQueue()
         self.failures: dict[str, int] = {}  # by UID: a deployment recreated under the same name starts afresh
         self.client: KubeClient | None = None
         self.connected = asyncio.Event()
@@ -91,11 +81,7 @@ class Controller:
     # -- the queue -------------------------------------------------------------------------------
 
     def enqueue(self, key: Key) -> None:
-        if key in self.active:
-            self.again.add(key)
-        elif key not in self.queued:
-            self.queued.add(key)
-            self.queue.put_nowait(key)
+        self.queue.add(key)
 
     def forget(self, key: Key) -> None:
         body = self.bodies.pop(key, None)
@@ -212,9 +198,7 @@ class Controller:
 
     async def _work(self) -> None:
         while True:
-            key = await self.queue.get()
-            self.queued.discard(key)
-            self.active.add(key)
+            key = await self.queue.take()
             try:
                 await self._reconcile_one(key)
             except asyncio.CancelledError:
@@ -224,10 +208,7 @@ class Controller:
                 if self._on_error:
                     self._on_error("internal")
             finally:
-                self.active.discard(key)
-                if key in self.again:
-                    self.again.discard(key)
-                    self.enqueue(key)
+                self.queue.done(key)
 
     async def _reconcile_one(self, key: Key) -> None:
         body = self.bodies.get(key)
@@ -256,7 +237,7 @@ class Controller:
             meta = state["metadata"]
             self.child_versions[(key[0], state["kind"], meta["name"])] = meta["resourceVersion"]
         if outcome.retry_after is not None:
-            asyncio.get_running_loop().call_later(outcome.retry_after, self.enqueue, key)
+            self.queue.add_after(outcome.retry_after, key)
         if outcome.applied or outcome.pruned or outcome.status_written:
             logger.info(
                 "reconciled %s/%s: phase %s, applied %s, pruned %s",
@@ -297,7 +278,7 @@ class Controller:
                 logger.exception("reconcile of %s/%s raised (retry in %.0fs)", *key, delay)
         if self._on_error:
             self._on_error(kind)
-        asyncio.get_running_loop().call_later(delay, self.enqueue, key)
+        self.queue.add_after(delay, key)
         if self._on_outcome:
             self._on_outcome(key, None, seconds)
 
