@@ -125,7 +125,7 @@ def test_failed_status_keeps_other_fields_and_names_the_reason() -> None:
 
 
 def test_stuck_pods_explain_why_the_deployment_is_not_ready() -> None:
-    from mimo_operator.render.status import pod_problems
+    from mimo_operator.render.diagnosis import pod_problems
 
     pods = [
         {

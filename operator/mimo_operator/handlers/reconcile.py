@@ -35,8 +35,9 @@ from mimo_operator.kube.resources import MIMO
 from mimo_operator.planner import Plan, PlanError
 from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash, render_children
 from mimo_operator.render.autoscaling import autoscaling_status
+from mimo_operator.render.diagnosis import STUCK_CONTAINER_REASONS, pod_problems
 from mimo_operator.render.probes import startup_budget_seconds
-from mimo_operator.render.status import STUCK_CONTAINER_REASONS, compute_status, failed_status, pod_problems
+from mimo_operator.render.status import compute_status, failed_status
 
 logger = logging.getLogger(__name__)
 POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated", "VolumeClaimMissing"}

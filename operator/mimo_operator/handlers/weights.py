@@ -21,7 +21,7 @@ from mimo_operator.fetcher.outcome import FailureKind
 from mimo_operator.kube.client import KubeClient
 from mimo_operator.kube.resources import KINDS
 from mimo_operator.render import RenderConfig
-from mimo_operator.render.status import set_condition
+from mimo_operator.render.conditions import set_condition
 from mimo_operator.render.weights import FETCHER_CONTAINER, revision_of, weights_location
 
 # Set by the Job controller on its pods since Kubernetes 1.27 (KEP-3329 era label cleanup).
