@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from mimo_operator.api.constants import CRD_NAME
 from mimo_sandbox.cluster import Sandbox
-from mimo_sandbox.pytest_plugin import wait_for
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from mimo_sandbox.volumes import bound_claims_json
 from tests.integration.operator_process import OperatorProcess
 
@@ -21,11 +25,45 @@ EXAMPLES = REPO / "examples"
 
 @pytest.fixture(scope="session")
 def mimo_crd(sandbox: Sandbox) -> str:
+    """The committed CRD installed (server-side apply, as a user or Helm would) and served."""
     sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    sandbox.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/mimodeployments.serving.mimo.dev"
+    sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+
+    def served() -> Any:
+        # Established can precede discovery by a moment; kubectl needs discovery to map the kind.
+        proc = sandbox.kubectl("get", "mimodeployments", "-A", check=False)
+        return proc.returncode == 0 or NotYet(proc.stderr.strip())
+
+    wait_for(served, timeout=30, description="mimodeployments to be served")
+    return CRD_NAME
+
+
+@contextlib.contextmanager
+def manifest_namespace(sandbox: Sandbox, prefix: str) -> Iterator[str]:
+    """A namespace for a module whose tests create no pods, so it needs no ServiceAccount wait."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    sandbox.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        sandbox.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def apply_strict(sandbox: Sandbox, namespace: str, body: dict[str, Any], *extra: str) -> Any:
+    """`kubectl apply --server-side --validate=strict`: unknown fields are errors, not silently pruned."""
+    return sandbox.kubectl(
+        "apply",
+        "--server-side",
+        "--validate=strict",
+        "--field-manager=manifest-test",
+        "-n",
+        namespace,
+        *extra,
+        "-f",
+        "-",
+        input=yaml.safe_dump(body),
+        check=False,
     )
-    return "mimodeployments.serving.mimo.dev"
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,56 +18,27 @@ import yaml
 
 from mimo_operator.api.constants import CRD_NAME
 from mimo_sandbox.cluster import Sandbox
-from mimo_sandbox.pytest_plugin import NotYet, wait_for
+from tests.integration.conftest import apply_strict, manifest_namespace
 
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "crds" / "mimodeployments.serving.mimo.dev.yaml"
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
-def crd(sandbox: Sandbox) -> Sandbox:
-    """The sandbox with the committed CRD installed (server-side apply, as a user or Helm would)."""
-    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    sandbox.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-
-    def served() -> Any:
-        # Established can precede discovery by a moment; kubectl needs discovery to map the kind.
-        proc = sandbox.kubectl("get", "mimodeployments", "-A", check=False)
-        return proc.returncode == 0 or NotYet(proc.stderr.strip())
-
-    wait_for(served, timeout=30, description="mimodeployments to be served")
+def crd(sandbox: Sandbox, mimo_crd: str) -> Sandbox:
+    """The sandbox with the committed CRD installed and served."""
     return sandbox
 
 
 @pytest.fixture(scope="module")
 def ns(crd: Sandbox) -> Iterator[str]:
-    """One namespace for the module: these tests create no pods, so they need no ServiceAccount wait."""
-    name = f"crd-validation-{secrets.token_hex(3)}"
-    crd.kubectl("create", "namespace", name)
-    try:
+    with manifest_namespace(crd, "crd-validation") as name:
         yield name
-    finally:
-        crd.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def apply(sandbox: Sandbox, ns: str, body: dict[str, Any], *extra: str) -> Any:
-    """`kubectl apply --server-side --validate=strict`: unknown fields are errors, not silently pruned."""
-    return sandbox.kubectl(
-        "apply",
-        "--server-side",
-        "--validate=strict",
-        "--field-manager=crd-validation-test",
-        "-n",
-        ns,
-        *extra,
-        "-f",
-        "-",
-        input=yaml.safe_dump(body),
-        check=False,
-    )
+apply = apply_strict
 
 
 def valid(name: str) -> dict[str, Any]:

@@ -6,40 +6,22 @@ within the cost budget and what a user reads when it fires.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from mimo_operator.api.constants import CRD_NAME
 from mimo_operator.models.family import KNOWN_CHECKPOINTS
 from mimo_sandbox.cluster import Sandbox
-from mimo_sandbox.pytest_plugin import NotYet, wait_for
+from tests.integration.conftest import apply_strict, manifest_namespace
 
 pytestmark = pytest.mark.sandbox
 
-CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "mimodeployments.serving.mimo.dev.yaml"
-
 
 @pytest.fixture(scope="module")
-def ns(sandbox: Sandbox) -> Iterator[str]:
-    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    sandbox.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-
-    def served() -> Any:
-        proc = sandbox.kubectl("get", "mimodeployments", "-A", check=False)
-        return proc.returncode == 0 or NotYet(proc.stderr.strip())
-
-    wait_for(served, timeout=30, description="mimodeployments to be served")
-    name = f"family-{secrets.token_hex(3)}"
-    sandbox.kubectl("create", "namespace", name)
-    try:
+def ns(sandbox: Sandbox, mimo_crd: str) -> Iterator[str]:
+    with manifest_namespace(sandbox, "family") as name:
         yield name
-    finally:
-        sandbox.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _apply(sandbox: Sandbox, ns: str, name: str, model: dict[str, Any], **spec: Any) -> Any:
@@ -49,17 +31,7 @@ def _apply(sandbox: Sandbox, ns: str, name: str, model: dict[str, Any], **spec: 
         "metadata": {"name": name},
         "spec": {"model": model, "gpu": {"type": "H200-141GB"}, **spec},
     }
-    return sandbox.kubectl(
-        "apply",
-        "--server-side",
-        "--validate=strict",
-        "-n",
-        ns,
-        "-f",
-        "-",
-        input=yaml.safe_dump(body),
-        check=False,
-    )
+    return apply_strict(sandbox, ns, body)
 
 
 def test_an_unknown_model_name_is_refused_with_the_supported_list(sandbox: Sandbox, ns: str) -> None:

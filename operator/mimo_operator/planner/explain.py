@@ -87,18 +87,9 @@ def _weights(
     request: PlanRequest, profile: ModelProfile, layout: Layout, mtp: bool, stage: int, where: str
 ) -> list[tuple[str, str]]:
     lines = []
-    layers = memory.stage_layers(profile.num_layers, layout.pipeline)[stage]
-    first, last = stage == 0, stage == layout.pipeline - 1
     total = 0.0
     for group in profile.param_groups:
-        if group.placement == "layers":
-            count = sum(1 for layer in group.layers if layer in layers)
-        elif group.placement == "embedding":
-            count = 1 if first else 0
-        elif group.placement == "lm_head":
-            count = 1 if last else 0
-        else:
-            count = 1 if (mtp and last) else 0
+        count = memory.instances_on_stage(group, profile, layout, stage, mtp)
         if not count:
             continue
         fmt = group.storage_for(request.precision)

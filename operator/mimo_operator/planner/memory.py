@@ -67,22 +67,29 @@ class WeightSplit:
         return self.experts + self.other
 
 
+def instances_on_stage(
+    group: ParamGroup, profile: ModelProfile, layout: Layout, stage: int, mtp: bool
+) -> int:
+    """How many instances of a parameter group pipeline stage `stage` holds."""
+    first, last = stage == 0, stage == layout.pipeline - 1
+    if group.placement == "layers":
+        layers = stage_layers(profile.num_layers, layout.pipeline)[stage]
+        return sum(1 for layer in group.layers if layer in layers)
+    if group.placement == "embedding":
+        return 1 if first else 0
+    if group.placement == "lm_head":
+        return 1 if last else 0
+    # vLLM loads one MTP block, on the last pipeline stage, only with speculative decoding.
+    return 1 if (mtp and last) else 0
+
+
 def weight_bytes_per_gpu(
     profile: ModelProfile, precision: Precision, layout: Layout, stage: int, mtp: bool
 ) -> WeightSplit:
     """Bytes of weights one GPU of pipeline stage `stage` holds."""
-    layers = stage_layers(profile.num_layers, layout.pipeline)[stage]
-    first, last = stage == 0, stage == layout.pipeline - 1
     experts = other = 0.0
     for group in profile.param_groups:
-        if group.placement == "layers":
-            instances = sum(1 for layer in group.layers if layer in layers)
-        elif group.placement == "embedding":
-            instances = 1 if first else 0
-        elif group.placement == "lm_head":
-            instances = 1 if last else 0
-        else:  # vLLM loads one MTP block, on the last pipeline stage, only with speculative decoding
-            instances = 1 if (mtp and last) else 0
+        instances = instances_on_stage(group, profile, layout, stage, mtp)
         size = instances * group.params_per_instance * group.storage_for(precision).bytes_per_param
         share = size / shard_divisor(group, layout)
         if group.shard is Shard.EXPERTS:
