@@ -638,62 +638,54 @@ class Sandbox:
             component_kubeconfigs[name] = path
         return component_kubeconfigs
 
-    def _start_controller_manager(
-        self, bins: build.BinPaths, pki: Pki, kubeconfig: Path, deadline: float
+    def _start_control_loop(
+        self, name: str, binary: Path, kubeconfig: Path, cert_dir: str, extra: list[str], deadline: float
     ) -> None:
-        state = self._dir()
-        kcm_port = _free_port()
-        kcm = self._spawn(
-            "kube-controller-manager",
+        """kube-controller-manager or kube-scheduler: its identity, a loopback health port, one instance."""
+        port = _free_port()
+        component = self._spawn(
+            name,
             [
-                str(bins.kube_controller_manager),
+                str(binary),
                 f"--kubeconfig={kubeconfig}",
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={kcm_port}",
-                f"--cert-dir={state / 'pki' / 'kcm-generated'}",
-                # Signs ServiceAccount tokens the controllers use, and publishes kube-root-ca.crt.
-                f"--service-account-private-key-file={pki.service_account_key}",
-                f"--root-ca-file={pki.ca.cert}",
-                "--use-service-account-credentials=true",
-                f"--cluster-signing-cert-file={pki.ca.cert}",
-                f"--cluster-signing-key-file={pki.ca.key}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--secure-port={port}",
+                f"--cert-dir={self._dir() / 'pki' / cert_dir}",
                 # One instance: skipping leader election saves the lease acquisition wait at startup.
                 "--leader-elect=false",
-                "--controllers=*",
                 # The default 20 QPS client limit makes the node-lifecycle controller untaint ~5 nodes/s:
                 # 45 s for a 200-node pool. A local apiserver takes far more.
                 "--kube-api-qps=1000",
                 "--kube-api-burst=2000",
                 "--profiling=false",
+                *extra,
             ],
-            f"https://127.0.0.1:{kcm_port}/healthz",
+            f"https://127.0.0.1:{port}/healthz",
         )
-        self._wait_healthy(kcm, deadline)
+        self._wait_healthy(component, deadline)
+
+    def _start_controller_manager(
+        self, bins: build.BinPaths, pki: Pki, kubeconfig: Path, deadline: float
+    ) -> None:
+        extra = [
+            # Signs ServiceAccount tokens the controllers use, and publishes kube-root-ca.crt.
+            f"--service-account-private-key-file={pki.service_account_key}",
+            f"--root-ca-file={pki.ca.cert}",
+            "--use-service-account-credentials=true",
+            f"--cluster-signing-cert-file={pki.ca.cert}",
+            f"--cluster-signing-key-file={pki.ca.key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--controllers=*",
+        ]
+        name, binary = "kube-controller-manager", bins.kube_controller_manager
+        self._start_control_loop(name, binary, kubeconfig, "kcm-generated", extra, deadline)
 
     def _start_scheduler(self, bins: build.BinPaths, kubeconfig: Path, deadline: float) -> None:
-        state = self._dir()
-        sched_port = _free_port()
-        scheduler = self._spawn(
-            "kube-scheduler",
-            [
-                str(bins.kube_scheduler),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={sched_port}",
-                f"--cert-dir={state / 'pki' / 'scheduler-generated'}",
-                "--leader-elect=false",
-                "--kube-api-qps=1000",
-                "--kube-api-burst=2000",
-                "--profiling=false",
-            ],
-            f"https://127.0.0.1:{sched_port}/healthz",
+        self._start_control_loop(
+            "kube-scheduler", bins.kube_scheduler, kubeconfig, "scheduler-generated", [], deadline
         )
-        self._wait_healthy(scheduler, deadline)
 
     def _start_kwok(self, bins: build.BinPaths, kwok_dir: Path, kubeconfig: Path, deadline: float) -> None:
         kwok_port = _free_port()
