@@ -23,6 +23,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 _VALIDITY = datetime.timedelta(days=7)
 
 
+# The Service (an ExternalName of localhost) in front of an aggregated API server run on the host.
+EXTENSION_SERVICE_NAMESPACE = "default"
+EXTENSION_SERVICE_NAME = "extension-apiserver"
+
+
 @dataclass(frozen=True)
 class KeyPair:
     cert: Path
@@ -41,6 +46,7 @@ class ClientIdentity:
 class Pki:
     ca: KeyPair
     apiserver: KeyPair
+    extension_server: KeyPair  # for aggregated API servers run on the host (localhost), see below
     service_account_key: Path  # private key: signs tokens (apiserver) and controller-manager tokens
     service_account_pub: Path  # public key: verifies tokens
     clients: dict[str, KeyPair]
@@ -178,6 +184,23 @@ def generate_pki(
     _write_cert(apiserver.cert, serving_cert)
     _write_key(apiserver.key, serving_key)
 
+    # An aggregated API server that a test runs on the host sits behind an APIService whose Service is
+    # an ExternalName of localhost. The aggregator checks its certificate against the sandbox CA, for
+    # the Service's name (<service>.<namespace>.svc), so that Service has one fixed name.
+    extension_key = _new_key()
+    extension_cert = _issue(
+        _name("sandbox-extension-apiserver"),
+        extension_key,
+        ca_cert,
+        ca_key,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH],
+        dns_names=["localhost", f"{EXTENSION_SERVICE_NAME}.{EXTENSION_SERVICE_NAMESPACE}.svc"],
+        ips=["127.0.0.1"],
+    )
+    extension_server = KeyPair(directory / "extension-server.crt", directory / "extension-server.key")
+    _write_cert(extension_server.cert, extension_cert)
+    _write_key(extension_server.key, extension_key)
+
     sa_key = _new_key()
     sa_key_path = directory / "sa.key"
     sa_pub_path = directory / "sa.pub"
@@ -206,6 +229,7 @@ def generate_pki(
     return Pki(
         ca=ca,
         apiserver=apiserver,
+        extension_server=extension_server,
         service_account_key=sa_key_path,
         service_account_pub=sa_pub_path,
         clients=issued,

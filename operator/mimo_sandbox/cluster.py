@@ -512,6 +512,14 @@ class Sandbox:
         ctx.load_cert_chain(str(pki["admin.crt"]), str(pki["admin.key"]))
         return ctx
 
+    def extension_server_tls(self) -> tuple[Path, Path, Path]:
+        """(CA, certificate, key) for an aggregated API server a test runs on 127.0.0.1, behind the
+        Service certs.EXTENSION_SERVICE_NAME in certs.EXTENSION_SERVICE_NAMESPACE (an ExternalName of
+        localhost): the certificate names that Service and is signed by the sandbox CA, which the
+        APIService's caBundle carries."""
+        d = self._dir() / "pki"
+        return d / "ca.crt", d / "extension-server.crt", d / "extension-server.key"
+
     def _pki_paths(self) -> dict[str, Path]:
         d = self._dir() / "pki"
         return {"ca": d / "ca.crt", "admin.crt": d / "admin.crt", "admin.key": d / "admin.key"}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,9 +19,10 @@ from mimo_operator.kube.compare import covers
 from mimo_operator.planner import Plan
 from mimo_operator.render import RenderConfig, plan_for, render_children
 from mimo_sandbox.cluster import Sandbox
-from mimo_sandbox.pytest_plugin import wait_for
+from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from mimo_sandbox.upstream import GATEWAY_API, KEDA, PROMETHEUS_OPERATOR, UpstreamCrds, ensure_crds
 from tests.integration.conftest import EXAMPLES, get_json
+from tests.integration.custom_metrics import CustomMetricsApi
 from tests.integration.operator_process import OperatorProcess
 from tests.unit.test_chart import render
 from tests.unit.test_render_golden import GOLDEN, SCENARIOS
@@ -465,3 +468,67 @@ def test_status_reports_the_start_up_aware_policy_and_the_hpa_carries_it(
     assert up["policies"] == [{"type": "Pods", "value": 2, "periodSeconds": scaling["scaleUpPeriodSeconds"]}]
     assert up["stabilizationWindowSeconds"] == scaling["scaleUpStabilizationSeconds"]
     assert scaling["scaleUpPeriodSeconds"] == min(scaling["startupBudgetSeconds"], 1800)
+
+
+def _rescales(sandbox: Sandbox, namespace: str) -> list[tuple[datetime.datetime, int]]:
+    """(when, new size) of each rescale the HPA controller announced, oldest first."""
+    events = get_json(
+        sandbox,
+        "-n",
+        namespace,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=HorizontalPodAutoscaler",
+    )["items"]
+    found = []
+    for event in events:
+        size = re.match(r"New size: (\d+);", event.get("message", ""))
+        if event.get("reason") == "SuccessfulRescale" and size:
+            when = event.get("firstTimestamp") or event.get("eventTime")
+            found.append((datetime.datetime.fromisoformat(when.replace("Z", "+00:00")), int(size[1])))
+    return sorted(found)
+
+
+def test_a_sustained_queue_scales_up_no_faster_than_the_start_up_policy(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    """The real HPA controller reads a queue ten times its target through a custom metrics API and
+    would order the maximum at once; the derived policy lets it add one replica per start-up window."""
+    budget = 60  # the smallest start-up budget the CRD allows, so two windows pass in a test's time
+    with CustomMetricsApi(sandbox, {"vllm_num_requests_waiting": "50"}) as metrics:
+        _apply(
+            sandbox,
+            namespace,
+            probes={"startupBudgetSeconds": budget},
+            autoscaling={"minReplicas": 1, "maxReplicas": 3, "metric": "queueDepth", "target": "5"},
+        )
+
+        def third_replica_ordered() -> Any:
+            if get_json(sandbox, "-n", namespace, "get", "mimo", "mimo-auto")["spec"].get("replicas") == 3:
+                return True
+            hpa = get_json(sandbox, "-n", namespace, "get", "hpa", "mimo-auto")
+            return NotYet(f"{json.dumps(hpa.get('status'))}; metric queries: {metrics.queries[-2:]}")
+
+        wait_for(third_replica_ordered, timeout=300, description="the HPA to order the third replica")
+        scaling = get_json(sandbox, "-n", namespace, "get", "mimo", "mimo-auto")["status"]["autoscaling"]
+        assert (scaling["scaleUpReplicas"], scaling["scaleUpPeriodSeconds"]) == (1, budget)
+
+        rescales = _rescales(sandbox, namespace)
+        # One replica at a time although 50 waiting against a target of 5 asks for 10 per replica.
+        assert [size for _, size in rescales] == [2, 3], rescales
+        # The second only after a whole start-up window (event times are whole seconds).
+        assert (rescales[1][0] - rescales[0][0]).total_seconds() >= budget - 1, rescales
+        assert (
+            "vllm_num_requests_waiting",
+            "serving.mimo.dev/deployment=mimo-auto,serving.mimo.dev/role=leader",
+        ) in metrics.queries
+
+        # The operator turns the scale writes into StatefulSets and says the autoscaler works.
+        assert get_json(sandbox, "-n", namespace, "get", "sts", "mimo-auto")["spec"]["replicas"] == 3
+        cond = wait_for(
+            lambda: (c := _conditions(sandbox, namespace).get("Autoscaling")) and c["status"] == "True" and c,
+            timeout=60,
+            description="Autoscaling condition True",
+        )
+        assert cond["reason"] == "Active"
