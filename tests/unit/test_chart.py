@@ -125,8 +125,23 @@ def test_operator_settings_and_image_come_from_values(helm: Path) -> None:
     assert env["MIMO_OPERATOR_VLLM_IMAGE"] == "registry.local/vllm:v1"
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert container["image"] == "mimo-operator:9.9.9"
+    # The weights download Jobs run the fetcher shipped in the operator's image: the same image by default.
+    assert env["MIMO_OPERATOR_FETCHER_IMAGE"] == "mimo-operator:9.9.9"
     default = find(render(helm), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     assert default["image"] == "mimo-operator:0.1.0"  # the chart's appVersion
+    pinned = render(helm, "--set", "image.digest=sha256:" + "a" * 64, "--set", "operator.fetcherImage=")
+    (pinned_container,) = find(pinned, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    pinned_env = {e["name"]: e.get("value") for e in pinned_container["env"]}
+    assert (
+        pinned_env["MIMO_OPERATOR_FETCHER_IMAGE"]
+        == pinned_container["image"]
+        == "mimo-operator@sha256:" + "a" * 64
+    )
+    own = render(helm, "--set", "operator.fetcherImage=registry.local/fetcher:2")
+    (own_container,) = find(own, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e.get("value") for e in own_container["env"]}["MIMO_OPERATOR_FETCHER_IMAGE"] == (
+        "registry.local/fetcher:2"
+    )
 
 
 def test_optional_servicemonitor_and_networkpolicy_are_off_by_default(helm: Path) -> None:

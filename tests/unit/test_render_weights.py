@@ -9,6 +9,7 @@ import yaml
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.fetcher.cli import parse_args
 from mimo_operator.fetcher.outcome import FailureKind
+from mimo_operator.handlers.settings import OperatorSettings
 from mimo_operator.planner import Plan
 from mimo_operator.render import RenderConfig, plan_for, render_children
 from tests.unit.test_render_golden import GOLDEN
@@ -24,10 +25,10 @@ def _md(cache: dict[str, Any] | None, **model: Any) -> Any:
     return parse_mimo_deployment(body)
 
 
-def _children(md: Any) -> list[dict[str, Any]]:
+def _children(md: Any, config: RenderConfig | None = None) -> list[dict[str, Any]]:
     plan = plan_for(md.spec)
     assert isinstance(plan, Plan)
-    return render_children(md, plan, RenderConfig())
+    return render_children(md, plan, config or RenderConfig())
 
 
 def _one(children: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -74,6 +75,15 @@ def test_operator_created_claim_is_filled_by_a_job_and_served_offline() -> None:
         "name": "model-cache",
         "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]},
     } in sts_volumes
+
+
+def test_the_job_runs_the_fetcher_image_the_operator_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The chart passes the operator's own image (tag or digest) as MIMO_OPERATOR_FETCHER_IMAGE.
+    image = "registry.local/mimo-operator@sha256:" + "b" * 64
+    monkeypatch.setenv("MIMO_OPERATOR_FETCHER_IMAGE", image)
+    config = OperatorSettings(namespaces=["ns"]).render_config()
+    job = _one(_children(_md(TEMPLATE), config), "Job")
+    assert [c["image"] for c in job["spec"]["template"]["spec"]["containers"]] == [image]
 
 
 def test_job_fails_at_once_only_for_failures_a_retry_cannot_fix() -> None:

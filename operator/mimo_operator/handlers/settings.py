@@ -23,6 +23,8 @@ class OperatorSettings(BaseSettings):
 
     vllm_image: str = DEFAULT_VLLM_IMAGE
     """vLLM image for deployments that do not name one."""
+    fetcher_image: str = RenderConfig.fetcher_image
+    """Image of the weights download Jobs; the chart sets the operator's own image, which has the fetcher."""
     field_manager: str = "mimo-operator"
     """Server-side apply field manager; the one name under which the operator owns child fields."""
     resync_seconds: float = Field(default=3600.0, gt=0)
@@ -90,6 +92,7 @@ class OperatorSettings(BaseSettings):
     def render_config(self) -> RenderConfig:
         return RenderConfig(
             vllm_image=self.vllm_image,
+            fetcher_image=self.fetcher_image,
             engine_init_seconds=self.engine_init_seconds,
             prometheus_address=self.prometheus_address,
         )
