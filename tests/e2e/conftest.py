@@ -17,12 +17,11 @@ import yaml
 
 from mimo_sandbox.cluster import Sandbox
 from mimo_sandbox.pytest_plugin import wait_for
+from tests.integration.conftest import install_crd
 from tests.integration.operator_process import free_port, launch, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mimo-operator"
-CRD_FILE = REPO / "crds" / "mimodeployments.serving.mimo.dev.yaml"
-CRD_NAME = "mimodeployments.serving.mimo.dev"
 EXAMPLES = REPO / "examples"
 
 
@@ -44,16 +43,9 @@ def get_json(sandbox: Sandbox, *args: str) -> Any:
     return json.loads(sandbox.kubectl(*args, "-o", "json").stdout)
 
 
-def install_crd(sandbox: Sandbox) -> None:
-    """The committed CRD, as tests/integration's mimo_crd fixture installs it."""
-    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
-
-
 @pytest.fixture(scope="session")
 def mimo_crd(sandbox: Sandbox) -> str:
-    install_crd(sandbox)
-    return CRD_NAME
+    return install_crd(sandbox)
 
 
 def release_name() -> str:

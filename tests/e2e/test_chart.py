@@ -18,19 +18,19 @@ from typing import Any
 import pytest
 import yaml
 
+from mimo_operator.api.constants import CRD_NAME
 from mimo_sandbox.cluster import Sandbox
 from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.e2e.conftest import (
     CHART,
-    CRD_NAME,
     EXAMPLES,
     ChartOperator,
     get_json,
     helm,
-    install_crd,
     release_name,
     service_account_kubeconfig,
 )
+from tests.integration.conftest import install_crd
 
 pytestmark = pytest.mark.sandbox
 EXAMPLE = "mimo-fp8-h200"

@@ -25,6 +25,10 @@ EXAMPLES = REPO / "examples"
 
 @pytest.fixture(scope="session")
 def mimo_crd(sandbox: Sandbox) -> str:
+    return install_crd(sandbox)
+
+
+def install_crd(sandbox: Sandbox) -> str:
     """The committed CRD installed (server-side apply, as a user or Helm would) and served."""
     sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
