@@ -107,7 +107,7 @@ def _can_i(sandbox: Sandbox, kubeconfig: Path, *args: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
-def _as_operator(sandbox: Sandbox, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _kubectl_with(sandbox: Sandbox, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(sandbox.bins.kubectl), f"--kubeconfig={kubeconfig}", *args],
         capture_output=True,
@@ -179,7 +179,7 @@ def test_chart_operator_reconciles_to_ready_with_only_the_charts_rbac(
         ("list", "nodes"),
     ]:
         assert not _can_i(sandbox, kubeconfig, verb, resource, "-n", work), f"{verb} {resource}"
-    secrets = _as_operator(sandbox, kubeconfig, "-n", work, "get", "secrets")
+    secrets = _kubectl_with(sandbox, kubeconfig, "-n", work, "get", "secrets")
     assert secrets.returncode != 0 and "Forbidden" in secrets.stderr
 
 
@@ -214,7 +214,7 @@ def test_namespaced_mode_cannot_reach_other_namespaces(
     for other in (namespace, "default", "kube-system"):
         assert not _can_i(sandbox, kubeconfig, "list", "statefulsets", "-n", other)
         assert not _can_i(sandbox, kubeconfig, "list", "mimodeployments.serving.mimo.dev", "-n", other)
-        listed = _as_operator(sandbox, kubeconfig, "-n", other, "get", "statefulsets")
+        listed = _kubectl_with(sandbox, kubeconfig, "-n", other, "get", "statefulsets")
         assert listed.returncode != 0 and "Forbidden" in listed.stderr
     assert not _can_i(sandbox, kubeconfig, "list", "statefulsets", "--all-namespaces")
 
@@ -294,3 +294,49 @@ def test_uninstall_keeps_the_crd_with_keep_and_removes_it_without(
         json.loads(sandbox.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)["metadata"]["name"]
         == CRD_NAME
     )
+
+
+def test_namespace_users_get_mimodeployments_through_the_built_in_roles(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+) -> None:
+    """Bound only to the built-in `edit` or `view` ClusterRole in their namespace, as a cluster admin
+    grants namespace users, people get MimoDeployment access from the chart's aggregated roles; the API
+    server's RBAC decides, with each person's own token."""
+    _install(sandbox, namespace)
+    work = workload_namespace
+    people = {}
+    for person, role in (("editor", "edit"), ("viewer", "view")):
+        sandbox.kubectl("-n", work, "create", "serviceaccount", person)
+        account = f"--serviceaccount={work}:{person}"
+        sandbox.kubectl("-n", work, "create", "rolebinding", person, f"--clusterrole={role}", account)
+        people[person] = service_account_kubeconfig(sandbox, work, person, tmp_path / f"{person}.kubeconfig")
+    editor, viewer = people["editor"], people["viewer"]
+
+    # The controller manager's aggregation controller copies the chart's rules into edit and view.
+    wait_for(
+        lambda: _can_i(sandbox, editor, "create", "mimodeployments.serving.mimo.dev", "-n", work),
+        timeout=60,
+        description="edit to include MimoDeployments",
+    )
+    created = _kubectl_with(sandbox, editor, "-n", work, "apply", "-f", str(EXAMPLES / f"{EXAMPLE}.yaml"))
+    assert created.returncode == 0, created.stderr
+    scaled = _kubectl_with(sandbox, editor, "-n", work, "scale", f"mimo/{EXAMPLE}", "--replicas=2")
+    assert scaled.returncode == 0, scaled.stderr
+    # Status is the operator's alone, for editors too.
+    status = _kubectl_with(
+        sandbox, editor, "-n", work, "patch", "mimo", EXAMPLE, "--subresource=status", "--type=merge",
+        "-p", '{"status":{"phase":"Ready"}}',
+    )  # fmt: skip
+    assert status.returncode != 0 and "forbidden" in status.stderr, status.stderr
+
+    wait_for(
+        lambda: _can_i(sandbox, viewer, "list", "mimodeployments.serving.mimo.dev", "-n", work),
+        timeout=60,
+        description="view to include MimoDeployments",
+    )
+    listed = _kubectl_with(sandbox, viewer, "-n", work, "get", "mimo", "-o", "name")
+    assert listed.stdout.split() == [f"mimodeployment.serving.mimo.dev/{EXAMPLE}"], listed.stderr
+    refused = _kubectl_with(sandbox, viewer, "-n", work, "delete", "mimo", EXAMPLE)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr, refused.stderr
+    # Nothing beyond the namespace they were granted.
+    assert not _can_i(sandbox, editor, "create", "mimodeployments.serving.mimo.dev", "-n", namespace)

@@ -43,6 +43,15 @@ def find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def _user_access(doc: dict[str, Any]) -> bool:
+    return bool(doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "user-access")
+
+
+def operator_roles(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The operator's own (Cluster)Roles, not the ones the chart ships for people."""
+    return [d for d in find(docs, kind) if not _user_access(d)]
+
+
 @pytest.mark.parametrize("extra", [[], NAMESPACED], ids=["cluster-wide", "namespaced"])
 def test_lint_strict_passes(helm: Path, extra: list[str]) -> None:
     proc = run_helm(helm, "lint", "--strict", str(CHART), *extra)
@@ -51,7 +60,7 @@ def test_lint_strict_passes(helm: Path, extra: list[str]) -> None:
 
 def test_cluster_wide_mode_grants_a_cluster_role_and_runs_all_namespaces(helm: Path) -> None:
     docs = render(helm)
-    assert [d["metadata"]["name"] for d in find(docs, "ClusterRole")] == ["mimo-operator"]
+    assert [d["metadata"]["name"] for d in operator_roles(docs, "ClusterRole")] == ["mimo-operator"]
     # The only namespaced Role is leader election's, for the Lease in the release namespace.
     assert [d["metadata"]["name"] for d in find(docs, "Role")] == ["mimo-operator-leader-election"]
     container = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
@@ -61,7 +70,7 @@ def test_cluster_wide_mode_grants_a_cluster_role_and_runs_all_namespaces(helm: P
 
 def test_namespaced_mode_grants_a_role_per_namespace_and_nothing_cluster_wide(helm: Path) -> None:
     docs = render(helm, *NAMESPACED)
-    assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
+    assert not operator_roles(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
     for kind in ("Role", "RoleBinding"):
         assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in find(docs, kind)) == [
             ("mimo-system", "mimo-operator-leader-election"),
@@ -75,7 +84,8 @@ def test_namespaced_mode_grants_a_role_per_namespace_and_nothing_cluster_wide(he
 
 def test_rbac_has_no_wildcards_and_never_touches_secrets_or_pods(helm: Path) -> None:
     for extra in ([], NAMESPACED):
-        for role in find(render(helm, *extra), "ClusterRole") + find(render(helm, *extra), "Role"):
+        docs = render(helm, *extra)
+        for role in operator_roles(docs, "ClusterRole") + find(docs, "Role"):
             for rule in role["rules"]:
                 for field in ("apiGroups", "resources", "verbs"):
                     assert "*" not in rule[field], rule
@@ -89,6 +99,33 @@ def test_rbac_has_no_wildcards_and_never_touches_secrets_or_pods(helm: Path) -> 
                     or rule["resources"] == ["mimodeployments/finalizers"]
                     or (rule["resources"] == ["leases"] and rule.get("resourceNames") == ["mimo-operator"])
                 ), rule
+
+
+def test_user_roles_aggregate_into_view_edit_and_admin_and_never_write_status(helm: Path) -> None:
+    roles = {d["metadata"]["name"]: d for d in find(render(helm), "ClusterRole") if _user_access(d)}
+    assert sorted(roles) == ["mimo-operator-admin", "mimo-operator-edit", "mimo-operator-view"]
+    aggregates = {
+        name: sorted(
+            key.rsplit("aggregate-to-", 1)[1]
+            for key, value in role["metadata"]["labels"].items()
+            if "aggregate-to-" in key and value == "true"
+        )
+        for name, role in roles.items()
+    }
+    # view's read rules reach edit and admin too, as the built-in roles are layered.
+    assert aggregates == {
+        "mimo-operator-view": ["admin", "edit", "view"],
+        "mimo-operator-edit": ["admin", "edit"],
+        "mimo-operator-admin": ["admin"],
+    }
+    for name, role in roles.items():
+        for rule in role["rules"]:
+            assert rule["apiGroups"] == ["serving.mimo.dev"] and "*" not in rule["verbs"], (name, rule)
+            writes = set(rule["verbs"]) - {"get", "list", "watch"}
+            assert not (writes and "mimodeployments/status" in rule["resources"]), (name, rule)
+    assert not any(_user_access(d) for d in render(helm, "--set", "userRoles.create=false"))
+    plain = [d for d in render(helm, "--set", "userRoles.aggregate=false") if _user_access(d)]
+    assert len(plain) == 3 and not any("aggregate-to-" in str(d["metadata"]["labels"]) for d in plain)
 
 
 def test_the_rendered_crd_is_the_committed_crd_plus_helm_metadata(helm: Path) -> None:
