@@ -86,6 +86,14 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _save(directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> KeyPair:
+    """`<name>.crt` and `<name>.key` in `directory`."""
+    pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")
+    _write_cert(pair.cert, cert)
+    _write_key(pair.key, key)
+    return pair
+
+
 def _name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -158,9 +166,7 @@ def generate_pki(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    ca = KeyPair(directory / "ca.crt", directory / "ca.key")
-    _write_cert(ca.cert, ca_cert)
-    _write_key(ca.key, ca_key)
+    ca = _save(directory, "ca", ca_cert, ca_key)
 
     # In-cluster clients reach the API server as `kubernetes.default.svc` / the first service IP; the
     # names are included so the cert stays valid for anything the operator might run in-cluster later.
@@ -180,9 +186,7 @@ def generate_pki(
         ],
         ips=["127.0.0.1", service_ip],
     )
-    apiserver = KeyPair(directory / "apiserver.crt", directory / "apiserver.key")
-    _write_cert(apiserver.cert, serving_cert)
-    _write_key(apiserver.key, serving_key)
+    apiserver = _save(directory, "apiserver", serving_cert, serving_key)
 
     # An aggregated API server that a test runs on the host sits behind an APIService whose Service is
     # an ExternalName of localhost. The aggregator checks its certificate against the sandbox CA, for
@@ -197,9 +201,7 @@ def generate_pki(
         dns_names=["localhost", f"{EXTENSION_SERVICE_NAME}.{EXTENSION_SERVICE_NAMESPACE}.svc"],
         ips=["127.0.0.1"],
     )
-    extension_server = KeyPair(directory / "extension-server.crt", directory / "extension-server.key")
-    _write_cert(extension_server.cert, extension_cert)
-    _write_key(extension_server.key, extension_key)
+    extension_server = _save(directory, "extension-server", extension_cert, extension_key)
 
     sa_key = _new_key()
     sa_key_path = directory / "sa.key"
@@ -221,10 +223,7 @@ def generate_pki(
             ca_key,
             usages=[ExtendedKeyUsageOID.CLIENT_AUTH],
         )
-        pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")
-        _write_cert(pair.cert, cert)
-        _write_key(pair.key, key)
-        issued[name] = pair
+        issued[name] = _save(directory, name, cert, key)
 
     return Pki(
         ca=ca,

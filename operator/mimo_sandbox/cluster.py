@@ -517,12 +517,19 @@ class Sandbox:
         Service certs.EXTENSION_SERVICE_NAME in certs.EXTENSION_SERVICE_NAMESPACE (an ExternalName of
         localhost): the certificate names that Service and is signed by the sandbox CA, which the
         APIService's caBundle carries."""
-        d = self._dir() / "pki"
-        return d / "ca.crt", d / "extension-server.crt", d / "extension-server.key"
+        pki = self._pki_paths()
+        return pki["ca"], pki["extension-server.crt"], pki["extension-server.key"]
 
     def _pki_paths(self) -> dict[str, Path]:
+        """Files generate_pki wrote that the sandbox hands out."""
         d = self._dir() / "pki"
-        return {"ca": d / "ca.crt", "admin.crt": d / "admin.crt", "admin.key": d / "admin.key"}
+        return {
+            "ca": d / "ca.crt",
+            "admin.crt": d / "admin.crt",
+            "admin.key": d / "admin.key",
+            "extension-server.crt": d / "extension-server.crt",
+            "extension-server.key": d / "extension-server.key",
+        }
 
     def _probe(self, comp: _Component) -> tuple[bool, str]:
         url = comp.health_url
