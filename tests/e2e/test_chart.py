@@ -190,9 +190,13 @@ def test_namespaced_mode_cannot_reach_other_namespaces(
     work = workload_namespace
     release = _install(sandbox, namespace, "--set", f"rbac.namespaces={{{work}}}")
     _operator_pod_admitted(sandbox, namespace, release)
-    assert (
-        get_json(sandbox, "get", "clusterroles", "-l", f"app.kubernetes.io/instance={release}")["items"] == []
-    )
+    # Nothing cluster-wide for the operator: no ClusterRoleBinding at all, and the only ClusterRoles are
+    # the unbound roles for people (aggregation needs ClusterRoles), which grant MimoDeployments only.
+    of_release = ("-l", f"app.kubernetes.io/instance={release}")
+    assert get_json(sandbox, "get", "clusterrolebindings", *of_release)["items"] == []
+    cluster_roles = get_json(sandbox, "get", "clusterroles", *of_release)["items"]
+    assert {r["metadata"]["labels"].get("app.kubernetes.io/component") for r in cluster_roles} == {"user-access"}
+    assert {g for r in cluster_roles for rule in r["rules"] for g in rule["apiGroups"]} == {"serving.mimo.dev"}
 
     kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
     operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()
