@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: help venv lint unit integration e2e test demo bench crd clean
 
@@ -15,18 +15,18 @@ help:
 	@echo "make lint   - ruff, mypy --strict, import-linter"
 	@echo "make bench  - benchmarks (prints numbers, writes bench-results/)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev]" -e ./sandbox
 	touch $@
 
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
-	$(BIN)/mypy operator/mimo_operator operator/mimo_sandbox
+	$(BIN)/ruff check operator sandbox tests
+	$(BIN)/ruff format --check operator sandbox tests
+	$(BIN)/mypy operator/mimo_operator sandbox/mimo_sandbox
 	$(BIN)/lint-imports
 
 unit: $(STAMP)

@@ -328,9 +328,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from mimo_sandbox.demo import run_demo
+SANDBOX_MISSING = (
+    "the sandbox is developer tooling in its own distribution, not part of the operator: "
+    "install it with `pip install -e ./sandbox` from a clone of the repository (`make venv` does)"
+)
 
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from mimo_sandbox.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "mimo_sandbox":
+            raise
+        raise UsageError(SANDBOX_MISSING) from None
     return run_demo(args.examples, interactive=not args.non_interactive, timeout=args.timeout)
 
 
@@ -376,10 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["sandbox"]:
-        # Developer tooling (Go builds, certificates, process supervision) lives in mimo_sandbox and is
-        # imported only here and in `demo`, so `run` in a pod never loads it or `cryptography`.
-        from mimo_sandbox.command import main as sandbox_main
-
+        # Developer tooling (Go builds, certificates, process supervision) is the mimo-sandbox
+        # distribution, imported only here and in `demo`; the operator's package and image lack it.
+        try:
+            from mimo_sandbox.command import main as sandbox_main
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] != "mimo_sandbox":
+                raise
+            sys.stderr.write(f"mimo-operator: error: {SANDBOX_MISSING}\n")
+            return EXIT_USAGE
         return sandbox_main(words)
     args = build_parser().parse_args(words)
     handler: Handler = args.func

@@ -195,8 +195,10 @@ def test_namespaced_mode_cannot_reach_other_namespaces(
     of_release = ("-l", f"app.kubernetes.io/instance={release}")
     assert get_json(sandbox, "get", "clusterrolebindings", *of_release)["items"] == []
     cluster_roles = get_json(sandbox, "get", "clusterroles", *of_release)["items"]
-    assert {r["metadata"]["labels"].get("app.kubernetes.io/component") for r in cluster_roles} == {"user-access"}
-    assert {g for r in cluster_roles for rule in r["rules"] for g in rule["apiGroups"]} == {"serving.mimo.dev"}
+    components = {r["metadata"]["labels"].get("app.kubernetes.io/component") for r in cluster_roles}
+    assert components == {"user-access"}
+    api_groups = {g for r in cluster_roles for rule in r["rules"] for g in rule["apiGroups"]}
+    assert api_groups == {"serving.mimo.dev"}
 
     kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
     operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()
