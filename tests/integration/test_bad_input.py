@@ -33,7 +33,7 @@ from tests.integration.test_crd_validation import set_path, valid
 pytestmark = pytest.mark.sandbox
 
 CANARY = f"canary-{secrets.token_hex(12)}"
-CHILD_KINDS = "statefulsets,services,poddisruptionbudgets,horizontalpodautoscalers"
+CHILD_KINDS = "statefulsets,services,networkpolicies,poddisruptionbudgets,horizontalpodautoscalers"
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.sandbox
 GROUP, VERSION, PLURAL = "serving.mimo.dev", "v1alpha1", "mimodeployments"
 MANAGED_BY = "app.kubernetes.io/managed-by=mimo-operator"
 PHASE_ORDER = {None: 0, "Pending": 1, "Deploying": 2, "Ready": 3}
-CHILD_KINDS = "statefulsets,services,poddisruptionbudgets,horizontalpodautoscalers"
+CHILD_KINDS = "statefulsets,services,networkpolicies,poddisruptionbudgets,horizontalpodautoscalers"
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def _children(sandbox: Sandbox, ns: str, name: str) -> list[str]:
         "-n",
         ns,
         "get",
-        "statefulsets,services,poddisruptionbudgets,horizontalpodautoscalers",
+        "statefulsets,services,networkpolicies,poddisruptionbudgets,horizontalpodautoscalers",
         "-l",
         f"serving.mimo.dev/deployment={name}",
         "-o",
@@ -78,11 +78,16 @@ def test_fp8_on_h100_becomes_ready_with_plan_endpoint_and_columns(
     assert status["ready"] == "1/1" and status["readyReplicas"] == 1
     assert status["endpoint"] == f"http://mimo-fp8-h100.{namespace}.svc:8000/v1"
     assert _children(sandbox, namespace, "mimo-fp8-h100") == [
+        "networkpolicy.networking.k8s.io/mimo-fp8-h100",
         "service/mimo-fp8-h100",
         "service/mimo-fp8-h100-pods",
         "statefulset.apps/mimo-fp8-h100",
     ]  # one replica: no disruption budget
     (pod,) = _pods(sandbox, namespace)
+    # The API server accepted the NetworkPolicy, and it selects the pod that serves.
+    policy = get_json(sandbox, "-n", namespace, "get", "networkpolicy", "mimo-fp8-h100")["spec"]
+    selected = policy["podSelector"]["matchLabels"].items()
+    assert all(pod["metadata"]["labels"].get(k) == v for k, v in selected)
     node = get_json(sandbox, "get", "node", pod["spec"]["nodeName"])
     assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == H100_LABEL
     assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
@@ -162,6 +167,7 @@ def test_bf16_multi_node_group_is_ready_only_when_every_pod_is(
         == "apps.kubernetes.io/pod-index=0,serving.mimo.dev/deployment=mimo-bf16-h100"
     )
     assert _children(sandbox, namespace, "mimo-bf16-h100") == [
+        "networkpolicy.networking.k8s.io/mimo-bf16-h100",
         "service/mimo-bf16-h100",
         "service/mimo-bf16-h100-pods",
         "statefulset.apps/mimo-bf16-h100-r0",

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from mimo_operator.handlers.settings import OperatorSettings
+from mimo_operator.render.config import DEFAULT_API_PEERS
 from mimo_sandbox.build import ensure_binaries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,6 +181,36 @@ def test_operator_settings_and_image_come_from_values(helm: Path) -> None:
     assert {e["name"]: e.get("value") for e in own_container["env"]}["MIMO_OPERATOR_FETCHER_IMAGE"] == (
         "registry.local/fetcher:2"
     )
+
+
+def _settings_from_chart(helm: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> OperatorSettings:
+    """The operator's settings as the rendered Deployment's MIMO_OPERATOR_* environment makes them."""
+    (container,) = find(render(helm, *args), "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    for variable in container["env"]:
+        if variable["name"].startswith("MIMO_OPERATOR_"):
+            monkeypatch.setenv(variable["name"], variable["value"])
+    return OperatorSettings(namespaces=["ns"])
+
+
+def test_vllm_network_policy_values_reach_the_operators_render_config(
+    helm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = _settings_from_chart(helm, monkeypatch=monkeypatch).render_config()
+    assert default.network_policy_api_from == DEFAULT_API_PEERS
+    team = '{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"team-b"}}}'
+    values = ("--set-json", f"vllmNetworkPolicy.apiFrom=[{team}]")
+    assert _settings_from_chart(
+        helm, *values, monkeypatch=monkeypatch
+    ).render_config().network_policy_api_from == (
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}},
+    )
+    off = _settings_from_chart(helm, "--set", "vllmNetworkPolicy.enabled=false", monkeypatch=monkeypatch)
+    assert off.render_config().network_policy_api_from is None
+    # A peer the schema does not know is refused at install, not at the first reconcile.
+    refused = run_helm(
+        helm, "template", "mimo-operator", str(CHART), "--set-json", 'vllmNetworkPolicy.apiFrom=[{"pods":{}}]'
+    )
+    assert refused.returncode != 0 and "apiFrom" in refused.stderr
 
 
 def test_optional_servicemonitor_and_networkpolicy_are_off_by_default(helm: Path) -> None:

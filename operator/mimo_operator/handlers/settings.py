@@ -16,6 +16,7 @@ from mimo_operator.kube.lease import (
     validate_timings,
 )
 from mimo_operator.render import DEFAULT_VLLM_IMAGE, RenderConfig
+from mimo_operator.render.config import DEFAULT_API_PEERS
 
 
 class OperatorSettings(BaseSettings):
@@ -46,6 +47,11 @@ class OperatorSettings(BaseSettings):
     """Longest wait before retrying a deployment whose reconcile failed."""
     prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
     """Prometheus that KEDA ScaledObjects query (spec.autoscaling.engine: keda)."""
+    network_policy: bool = True
+    """A NetworkPolicy per deployment: ingress only between its pods and to the API port from
+    network_policy_api_from and the route's Gateway namespace. Inert where the CNI enforces none."""
+    network_policy_api_from: list[dict[str, Any]] = [dict(peer) for peer in DEFAULT_API_PEERS]
+    """NetworkPolicyPeer objects allowed to the API port (clients, the Prometheus scraper)."""
     discovery_seconds: float = Field(default=300.0, gt=0)
     """How long a finding that an optional API (KEDA, PodMonitor) is or is not served is reused."""
     leader_elect: bool = False
@@ -95,4 +101,5 @@ class OperatorSettings(BaseSettings):
             fetcher_image=self.fetcher_image,
             engine_init_seconds=self.engine_init_seconds,
             prometheus_address=self.prometheus_address,
+            network_policy_api_from=tuple(self.network_policy_api_from) if self.network_policy else None,
         )

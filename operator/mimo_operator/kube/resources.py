@@ -43,6 +43,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("apps/v1", "StatefulSet", "statefulsets"),
         Kind("batch/v1", "Job", "jobs"),
         Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
         Kind(constants.API_VERSION, constants.KIND, constants.PLURAL),
         Kind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),

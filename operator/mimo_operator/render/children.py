@@ -11,7 +11,12 @@ from mimo_operator.planner import Plan
 from mimo_operator.render.autoscaling import render_hpa, render_scaled_object
 from mimo_operator.render.config import RenderConfig
 from mimo_operator.render.monitoring import render_pod_monitor
-from mimo_operator.render.network import render_api_service, render_pdb, render_pods_service
+from mimo_operator.render.network import (
+    render_api_service,
+    render_network_policy,
+    render_pdb,
+    render_pods_service,
+)
 from mimo_operator.render.route import render_http_route, render_inference_pool
 from mimo_operator.render.weights import render_cache_claim, render_fetch_job
 from mimo_operator.render.workload import render_statefulsets
@@ -21,6 +26,8 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "PersistentVolumeClaim"),
     ("batch/v1", "Job"),
     ("v1", "Service"),
+    # Before the StatefulSets, so that no pod starts unprotected.
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("apps/v1", "StatefulSet"),
     ("policy/v1", "PodDisruptionBudget"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
@@ -62,6 +69,7 @@ def render_children(
         render_fetch_job(md, config),
         render_api_service(md, plan),
         render_pods_service(md),
+        render_network_policy(md, config),
         *render_statefulsets(md, plan, config, replicas, digest),
         render_pdb(md, replicas),
         render_hpa(md, plan, config),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mimo_operator import __version__
 
@@ -19,6 +21,14 @@ DEFAULT_ROCM_VLLM_IMAGE = f"vllm/vllm-openai-rocm:v{VLLM_VERSION}"
 # MiMo/MiMo-V2-Flash.md, "AMD GPU Support": `export VLLM_ROCM_USE_AITER=0`): the AITER kernels are
 # not used for this model, the Triton DiffKV path is.
 ROCM_ENV = {"VLLM_ROCM_USE_AITER": "0"}
+# Who may reach a deployment's API port by default (NetworkPolicyPeer objects, networking.k8s.io/v1):
+# every pod of the deployment's own namespace, and the namespace the default Prometheus runs in
+# (`monitoring`, as in prometheus_address below; vLLM serves /metrics on the API port). The label
+# kubernetes.io/metadata.name is set on every namespace by the API server (Kubernetes 1.22+).
+DEFAULT_API_PEERS: tuple[Mapping[str, Any], ...] = (
+    {"podSelector": {}},
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+)
 
 
 @dataclass(frozen=True)
@@ -49,3 +59,6 @@ class RenderConfig:
     inference_pool_available: bool = False  # inference.networking.k8s.io/v1 inferencepools
     # Prometheus that KEDA's trigger queries (operator setting `prometheus_address`).
     prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+    # A NetworkPolicy per deployment (operator settings network_policy, network_policy_api_from): the
+    # peers allowed to the API port, besides the route's Gateway namespace; None renders no policy.
+    network_policy_api_from: tuple[Mapping[str, Any], ...] | None = DEFAULT_API_PEERS

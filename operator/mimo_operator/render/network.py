@@ -1,4 +1,4 @@
-"""Services and the PodDisruptionBudget around the vLLM pods."""
+"""Services, the PodDisruptionBudget and the NetworkPolicy around the vLLM pods."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from typing import Any
 from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
+from mimo_operator.render.config import RenderConfig
+
+# Set by the API server on every namespace (Kubernetes 1.22+, "Automatic labelling" in the Namespaces
+# concept page), so a namespace can be selected by name.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def render_api_service(md: MimoDeployment, plan: Plan) -> dict[str, Any]:
@@ -60,13 +65,45 @@ def render_pdb(md: MimoDeployment, replicas: int) -> dict[str, Any] | None:
         "metadata": names.object_meta(md, md.metadata.name, "vllm"),
         "spec": {
             "maxUnavailable": 1,
-            "selector": {
-                "matchLabels": {
-                    constants.LABEL_DEPLOYMENT: md.metadata.name,
-                    constants.LABEL_COMPONENT: "vllm",
-                }
-            },
+            "selector": {"matchLabels": _vllm_pods(md)},
             # Pods still loading weights may be evicted: they serve nothing yet.
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def _vllm_pods(md: MimoDeployment) -> dict[str, str]:
+    return {constants.LABEL_DEPLOYMENT: md.metadata.name, constants.LABEL_COMPONENT: "vllm"}
+
+
+def gateway_peers(md: MimoDeployment) -> list[dict[str, Any]]:
+    """The namespace of the route's Gateway, whose proxies forward requests to the API port."""
+    route = md.spec.route
+    if route is None:
+        return []
+    namespace = route.gateway.namespace or md.metadata.namespace
+    return [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}]
+
+
+def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
+    """Ingress to the vLLM pods: every port between the pods of this deployment (the ranks of a
+    multi-node replica talk NCCL on ports chosen at run time, and torch.distributed's master port),
+    the API port from the configured peers and the route's Gateway, nothing else. Egress is left open:
+    pods download weights and reach their peers. None when the operator is configured without one."""
+    peers = config.network_policy_api_from
+    if peers is None:
+        return None
+    api_from = [dict(peer) for peer in peers] + gateway_peers(md)
+    ingress: list[dict[str, Any]] = [{"from": [{"podSelector": {"matchLabels": _vllm_pods(md)}}]}]
+    if api_from:  # an empty `from` would admit every source, so no peers means no rule
+        ingress.append({"from": api_from, "ports": [{"protocol": "TCP", "port": constants.HTTP_PORT}]})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": names.object_meta(md, md.metadata.name, "vllm"),
+        "spec": {
+            "podSelector": {"matchLabels": _vllm_pods(md)},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
         },
     }

@@ -1,0 +1,168 @@
+"""Who can reach a deployment's vLLM pods: the NetworkPolicy, read the way a CNI enforces it.
+
+`admits` implements the NetworkPolicy semantics of networking.k8s.io/v1 that the rendered policies use
+(matchLabels selectors, podSelector / namespaceSelector peers and their combination, numbered ports):
+a connection is allowed when some policy selects the destination pod and one of its ingress rules
+matches both the source and the port. The assertions are about connections, not the object's shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+from mimo_operator.api import constants, parse_mimo_deployment
+from mimo_operator.planner import Plan
+from mimo_operator.render import RenderConfig, plan_for, render_children
+from tests.unit.kubelet import statefulset_pods
+from tests.unit.test_render_golden import GOLDEN
+
+NAMESPACE = "llm"
+NCCL_PORT = 41327  # any port: NCCL chooses its own at run time
+
+
+@dataclasses.dataclass(frozen=True)
+class Pod:
+    namespace: str
+    labels: dict[str, str]
+
+
+def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "the evaluator knows matchLabels only"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _namespace_labels(namespace: str) -> dict[str, str]:
+    # What the API server sets on every namespace.
+    return {"kubernetes.io/metadata.name": namespace}
+
+
+def _peer_admits(peer: dict[str, Any], policy_namespace: str, source: Pod) -> bool:
+    assert "ipBlock" not in peer
+    if "namespaceSelector" in peer:
+        namespace_ok = _matches(peer["namespaceSelector"], _namespace_labels(source.namespace))
+    else:
+        namespace_ok = source.namespace == policy_namespace
+    return namespace_ok and _matches(peer.get("podSelector", {}), source.labels)
+
+
+def admits(policies: list[dict[str, Any]], source: Pod, destination: Pod, port: int) -> bool:
+    selecting = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == destination.namespace
+        and _matches(p["spec"]["podSelector"], destination.labels)
+        and "Ingress" in p["spec"]["policyTypes"]
+    ]
+    if not selecting:
+        return True  # a pod no policy selects is open
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            # An empty or missing list matches everything (NetworkPolicyIngressRule's field docs).
+            ports = rule.get("ports")
+            port_ok = not ports or any(p["port"] == port for p in ports)
+            peers = rule.get("from")
+            source_ok = not peers or any(
+                _peer_admits(peer, policy["metadata"]["namespace"], source) for peer in peers
+            )
+            if port_ok and source_ok:
+                return True
+    return False
+
+
+def _deployment(name: str = "fp8-h100", *, called: str | None = None, **spec_changes: Any) -> Any:
+    body = yaml.safe_load((GOLDEN / f"{name}.input.yaml").read_text())
+    body["metadata"]["namespace"] = NAMESPACE
+    if called:
+        body["metadata"].update(name=called, uid=f"uid-{called}")
+    body["spec"].update(spec_changes)
+    return parse_mimo_deployment(body)
+
+
+def _children(md: Any, config: RenderConfig | None = None) -> list[dict[str, Any]]:
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan), plan
+    return render_children(md, plan, config or RenderConfig())
+
+
+def _policies(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in children if c["kind"] == "NetworkPolicy"]
+
+
+def _pods(children: list[dict[str, Any]]) -> list[Pod]:
+    return [
+        Pod(pod["metadata"]["namespace"], pod["metadata"]["labels"])
+        for sts in children
+        if sts["kind"] == "StatefulSet"
+        for pod in statefulset_pods(sts)
+    ]
+
+
+def test_every_pod_of_a_multi_node_replica_reaches_the_others_on_any_port() -> None:
+    children = _children(_deployment("bf16-h100-multinode", replicas=2))
+    policies, pods = _policies(children), _pods(children)
+    assert len(pods) >= 4
+    for policy in policies:
+        kubernetes_validate.validate(policy, "1.35.0", strict=True)
+    for source in pods:
+        for destination in pods:
+            for port in (constants.MASTER_PORT, NCCL_PORT, constants.HTTP_PORT):
+                assert admits(policies, source, destination, port)
+
+
+def test_outsiders_reach_only_the_api_port_and_only_from_the_allowed_places() -> None:
+    children = _children(_deployment())
+    policies, pods = _policies(children), _pods(children)
+    client = Pod(NAMESPACE, {"app": "chat-frontend"})
+    prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+    elsewhere = Pod("team-b", {"app": "chat-frontend"})
+    for pod in pods:
+        assert admits(policies, client, pod, constants.HTTP_PORT)
+        assert admits(policies, prometheus, pod, constants.HTTP_PORT)
+        assert not admits(policies, elsewhere, pod, constants.HTTP_PORT)
+        for outsider in (client, prometheus, elsewhere):
+            assert not admits(policies, outsider, pod, constants.MASTER_PORT)
+            assert not admits(policies, outsider, pod, NCCL_PORT)
+
+
+def test_a_route_lets_its_gateways_namespace_in_on_the_api_port_only() -> None:
+    md = _deployment(route={"gateway": {"name": "public", "namespace": "gateways"}})
+    children = _children(md)
+    policies, pods = _policies(children), _pods(children)
+    proxy = Pod("gateways", {"app": "envoy"})
+    for pod in pods:
+        assert admits(policies, proxy, pod, constants.HTTP_PORT)
+        assert not admits(policies, proxy, pod, constants.MASTER_PORT)
+    without_route = _policies(_children(_deployment()))
+    assert not admits(without_route, proxy, pods[0], constants.HTTP_PORT)
+
+
+def test_configured_peers_replace_the_default_and_none_leaves_only_the_pods_themselves() -> None:
+    team = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}}
+    md = _deployment()
+    only_team = RenderConfig(network_policy_api_from=(team,))
+    children = _children(md, only_team)
+    policies, pods = _policies(children), _pods(children)
+    assert admits(policies, Pod("team-b", {}), pods[0], constants.HTTP_PORT)
+    assert not admits(policies, Pod(NAMESPACE, {"app": "chat-frontend"}), pods[0], constants.HTTP_PORT)
+
+    nobody = _policies(_children(md, RenderConfig(network_policy_api_from=())))
+    assert not admits(nobody, Pod(NAMESPACE, {"app": "chat-frontend"}), pods[0], constants.HTTP_PORT)
+    assert admits(nobody, pods[1 % len(pods)], pods[0], constants.HTTP_PORT)
+
+
+def test_turned_off_no_policy_is_rendered() -> None:
+    assert _policies(_children(_deployment(), RenderConfig(network_policy_api_from=None))) == []
+
+
+def test_the_policy_selects_this_deployments_pods_and_no_others() -> None:
+    ours = _children(_deployment())
+    theirs = _pods(_children(_deployment(called="other")))
+    (policy,) = _policies(ours)
+    assert all(_matches(policy["spec"]["podSelector"], pod.labels) for pod in _pods(ours))
+    assert not any(_matches(policy["spec"]["podSelector"], pod.labels) for pod in theirs)
+    # Other deployments' pods are outsiders too: not even their vLLM pods reach ours off the API port.
+    assert not admits([policy], theirs[0], _pods(ours)[0], constants.MASTER_PORT)
