@@ -195,6 +195,32 @@ FAILED: list[Case] = [
     ),
 ]
 
+# Accepted by the API server, refused by the operator's default policy (api/policy.py): what a
+# MimoDeployment's author may not ask for unless the chart allows it.
+NOT_ALLOWED: list[Case] = [
+    ("foreign-image", change(("spec.serving.image", "attacker.example.com/miner:1")), "spec.serving.image"),
+    (
+        "host-path",
+        change(("spec.model.cache", {"hostPath": {"path": "/var/lib/kubelet"}})),
+        "spec.model.cache.hostPath",
+    ),
+    (
+        "env-reads-another-secret",
+        change(
+            (
+                "spec.serving.env",
+                [{"name": "DB", "valueFrom": {"secretKeyRef": {"name": "payments-db", "key": "password"}}}],
+            )
+        ),
+        "spec.serving.env[0] (DB) reads Secret 'payments-db'",
+    ),
+    (
+        "system-priority-class",
+        change(("spec.placement.priorityClassName", "system-node-critical")),
+        "spec.placement.priorityClassName",
+    ),
+]
+
 # Accepted; must reach the StatefulSet as exactly one exec argument, never read by a shell or by
 # Kubernetes' $(VAR) expansion (a `$(` must arrive escaped as `$$(`).
 LITERAL: list[tuple[str, str]] = [
@@ -289,6 +315,28 @@ def test_accepted_then_failed_with_a_message_and_no_children(
     ]
     assert [e["reason"] for e in warnings] == [ready["reason"]], warnings
     assert children_of(sandbox, ns, name) == []  # nothing half-created
+
+
+@pytest.mark.parametrize(("case", "breaks", "text"), NOT_ALLOWED, ids=[c[0] for c in NOT_ALLOWED])
+def test_what_the_policy_does_not_allow_fails_with_no_children_until_taken_out(
+    sandbox: Sandbox, ns: str, operator: OperatorProcess, case: str, breaks: Callable[..., None], text: str
+) -> None:
+    name = f"policy-{case}"
+    allowed = valid(name)
+    body = copy.deepcopy(allowed)
+    breaks(body)
+    assert apply(sandbox, ns, body).returncode == 0
+    status = wait_failed(sandbox, ns, name)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "NotAllowed" and text in ready["message"] and "policy." in ready["message"]
+    assert children_of(sandbox, ns, name) == []  # not one child, not even the Services
+    # The author takes the request out: the deployment goes ahead.
+    assert apply(sandbox, ns, allowed).returncode == 0
+    wait_for(
+        lambda: f"statefulset.apps/{name}" in children_of(sandbox, ns, name) or NotYet("no StatefulSet"),
+        timeout=30,
+        description=f"{name} reconciled once allowed",
+    )
 
 
 @pytest.mark.parametrize(("case", "arg"), LITERAL, ids=[c[0] for c in LITERAL])

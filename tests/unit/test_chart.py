@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mimo_operator.api.policy import AuthorPolicy
 from mimo_operator.handlers.settings import OperatorSettings
 from mimo_operator.render.config import DEFAULT_API_PEERS
 from mimo_sandbox.build import ensure_binaries
@@ -211,6 +212,22 @@ def test_vllm_network_policy_values_reach_the_operators_render_config(
         helm, "template", "mimo-operator", str(CHART), "--set-json", 'vllmNetworkPolicy.apiFrom=[{"pods":{}}]'
     )
     assert refused.returncode != 0 and "apiFrom" in refused.stderr
+
+
+def test_author_policy_values_reach_the_operator(helm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings_from_chart(helm, monkeypatch=monkeypatch).author_policy() == AuthorPolicy()
+    values = (
+        "--set-json", 'policy.allowedImages=["registry.local/"]',
+        "--set", "policy.allowHostPath=true",
+        "--set", "policy.allowEnvSecrets=true",
+        "--set-json", 'policy.allowedPriorityClasses=["llm-serving"]',
+    )  # fmt: skip
+    assert _settings_from_chart(helm, *values, monkeypatch=monkeypatch).author_policy() == AuthorPolicy(
+        allowed_images=("registry.local/",),
+        allow_host_path=True,
+        allow_env_secrets=True,
+        allowed_priority_classes=("llm-serving",),
+    )
 
 
 def test_optional_servicemonitor_and_networkpolicy_are_off_by_default(helm: Path) -> None:

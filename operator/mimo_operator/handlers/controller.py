@@ -50,6 +50,7 @@ class Controller:
     ) -> None:
         self.settings = settings
         self.config = settings.render_config()
+        self.policy = settings.author_policy()
         self.bodies: dict[Key, dict[str, Any]] = {}
         self.queue: WorkQueue[Key] = WorkQueue()
         self.failures: dict[str, int] = {}  # by UID: a deployment recreated under the same name starts afresh
@@ -218,7 +219,7 @@ class Controller:
         try:
             config = await self._config(self.client)
             outcome = await reconcile(
-                self.client, copy.deepcopy(body), config, self.settings.field_manager, self.cache
+                self.client, copy.deepcopy(body), config, self.settings.field_manager, self.cache, self.policy
             )
         except asyncio.CancelledError:
             raise

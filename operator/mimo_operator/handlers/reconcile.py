@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
+from mimo_operator.api.policy import REASON as POLICY_REASON
+from mimo_operator.api.policy import AuthorPolicy
 from mimo_operator.handlers import events
 from mimo_operator.handlers.weights import gate_on_weights
 from mimo_operator.kube.cache import ChildCache
@@ -209,14 +211,22 @@ async def _serving_status(
 
 
 async def reconcile(
-    client: KubeClient, body: dict[str, Any], config: RenderConfig, field_manager: str, cache: ChildCache
+    client: KubeClient,
+    body: dict[str, Any],
+    config: RenderConfig,
+    field_manager: str,
+    cache: ChildCache,
+    policy: AuthorPolicy,
 ) -> Outcome:
     old = _status_of(body)
-    # Guard: a spec that cannot be parsed or planned changes no child.
+    # Guard: a spec that cannot be parsed, is not allowed or cannot be planned changes no child.
     try:
         md = parse_mimo_deployment(body)
     except SpecInvalid as exc:
         return await _fail(client, body, old, "SpecInvalid", str(exc))
+    refusals = policy.refusals(md, (config.vllm_image, config.rocm_vllm_image))
+    if refusals:
+        return await _fail(client, body, old, POLICY_REASON, "; ".join(refusals))
     plan = plan_for(md.spec)
     if isinstance(plan, PlanError):
         return await _fail(client, body, old, plan.reason, plan.message)

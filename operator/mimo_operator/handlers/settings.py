@@ -9,6 +9,7 @@ import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mimo_operator.api.policy import DEFAULT_ALLOWED_IMAGES, AuthorPolicy
 from mimo_operator.kube.lease import (
     LEASE_DURATION_SECONDS,
     RENEW_DEADLINE_SECONDS,
@@ -47,6 +48,15 @@ class OperatorSettings(BaseSettings):
     """Longest wait before retrying a deployment whose reconcile failed."""
     prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
     """Prometheus that KEDA ScaledObjects query (spec.autoscaling.engine: keda)."""
+    allowed_images: list[str] = list(DEFAULT_ALLOWED_IMAGES)
+    """Image repositories spec.serving.image may name (api/policy.py): `org/name`, a prefix ending in
+    `/`, or `*`. The configured vllm_image is always allowed."""
+    allow_host_path: bool = False
+    """Whether spec.model.cache.hostPath may mount a node directory."""
+    allow_env_secrets: bool = False
+    """Whether spec.serving.env may read Secrets other than the spec's tokenSecretRef and apiKeySecretRef."""
+    allowed_priority_classes: list[str] = []
+    """PriorityClasses spec.placement.priorityClassName may name; `*`: any; empty: none."""
     network_policy: bool = True
     """A NetworkPolicy per deployment: ingress only between its pods and to the API port from
     network_policy_api_from and the route's Gateway namespace. Inert where the CNI enforces none."""
@@ -94,6 +104,14 @@ class OperatorSettings(BaseSettings):
             values.update(loaded)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def author_policy(self) -> AuthorPolicy:
+        return AuthorPolicy(
+            allowed_images=tuple(self.allowed_images),
+            allow_host_path=self.allow_host_path,
+            allow_env_secrets=self.allow_env_secrets,
+            allowed_priority_classes=tuple(self.allowed_priority_classes),
+        )
 
     def render_config(self) -> RenderConfig:
         return RenderConfig(
