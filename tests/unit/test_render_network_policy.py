@@ -159,10 +159,16 @@ def test_turned_off_no_policy_is_rendered() -> None:
 
 
 def test_the_policy_selects_this_deployments_pods_and_no_others() -> None:
-    ours = _children(_deployment())
+    ours = _children(_deployment(model={"cache": {"volumeClaimTemplate": {"size": "400Gi"}}}))
     theirs = _pods(_children(_deployment(called="other")))
     (policy,) = _policies(ours)
     assert all(_matches(policy["spec"]["podSelector"], pod.labels) for pod in _pods(ours))
     assert not any(_matches(policy["spec"]["podSelector"], pod.labels) for pod in theirs)
+    # The weights download pod (it listens on nothing) is covered too: nothing outside reaches it.
+    (job,) = [c for c in ours if c["kind"] == "Job"]
+    fetcher = Pod(NAMESPACE, job["spec"]["template"]["metadata"]["labels"])
+    for port in (NCCL_PORT, constants.MASTER_PORT):
+        assert not admits([policy], Pod(NAMESPACE, {"app": "chat-frontend"}), fetcher, port)
+        assert not admits([policy], theirs[0], fetcher, port)
     # Other deployments' pods are outsiders too: not even their vLLM pods reach ours off the API port.
     assert not admits([policy], theirs[0], _pods(ours)[0], constants.MASTER_PORT)

@@ -85,11 +85,17 @@ def gateway_peers(md: MimoDeployment) -> list[dict[str, Any]]:
     return [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}]
 
 
+def _all_pods(md: MimoDeployment) -> dict[str, str]:
+    """The vLLM pods and the weights download Job's pod (which lacks LABEL_DEPLOYMENT on purpose)."""
+    return {constants.LABEL_INSTANCE: md.metadata.name, constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
+
+
 def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
-    """Ingress to the vLLM pods: every port between the pods of this deployment (the ranks of a
-    multi-node replica talk NCCL on ports chosen at run time, and torch.distributed's master port),
-    the API port from the configured peers and the route's Gateway, nothing else. Egress is left open:
-    pods download weights and reach their peers. None when the operator is configured without one."""
+    """Ingress to the deployment's pods: every port between its vLLM pods (the ranks of a multi-node
+    replica talk NCCL on ports chosen at run time, and torch.distributed's master port), the API port
+    from the configured peers and the route's Gateway, nothing else (the weights download pod serves
+    nothing). Egress is left open: pods download weights and reach their peers. None when the operator
+    is configured without one."""
     peers = config.network_policy_api_from
     if peers is None:
         return None
@@ -102,7 +108,7 @@ def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str,
         "kind": "NetworkPolicy",
         "metadata": names.object_meta(md, md.metadata.name, "vllm"),
         "spec": {
-            "podSelector": {"matchLabels": _vllm_pods(md)},
+            "podSelector": {"matchLabels": _all_pods(md)},
             "policyTypes": ["Ingress"],
             "ingress": ingress,
         },
