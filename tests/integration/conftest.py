@@ -72,9 +72,18 @@ def apply_strict(sandbox: Sandbox, namespace: str, body: dict[str, Any], *extra:
 
 @pytest.fixture
 def operator(sandbox: Sandbox, mimo_crd: str, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    """The operator watching this test's namespace. Afterwards every MimoDeployment is deleted and its
-    GPUs freed, so the next test finds the simulated nodes empty."""
-    process = OperatorProcess(sandbox, namespace, tmp_path).start()
+    """The operator watching this test's namespace, with its default settings."""
+    with operator_in(sandbox, namespace, tmp_path) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def operator_in(
+    sandbox: Sandbox, namespace: str, tmp_path: Path, env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
+    """An operator watching `namespace` (settings from `env`, MIMO_OPERATOR_*). Afterwards every
+    MimoDeployment is deleted and its GPUs freed, so the next test finds the simulated nodes empty."""
+    process = OperatorProcess(sandbox, namespace, tmp_path, env=env).start()
     try:
         yield process
     finally:

@@ -6,13 +6,14 @@ Each test has its own namespace and operator; the fixtures free the simulated GP
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mimo_sandbox.cluster import Sandbox
 from mimo_sandbox.pytest_plugin import NotYet, wait_for
-from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
+from tests.integration.conftest import EXAMPLES, get_json, operator_in, weights_pvc
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.sandbox
@@ -408,6 +409,22 @@ def test_pods_refused_by_pod_security_are_explained(
     )
     assert "Pod Security" in ready["message"] and "mimo-fp8-h200" in ready["message"]
     assert _mimo(sandbox, namespace, "mimo-fp8-h200")["status"]["phase"] == "Deploying"
+
+
+def test_with_a_non_root_uid_pods_pass_restricted_pod_security_and_serve(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, tmp_path: Path
+) -> None:
+    # The same refusal as above, answered by the chart's vllmPods.runAsUser: the API server's own Pod
+    # Security admission admits the pods, and the deployment becomes Ready.
+    sandbox.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    weights_pvc(sandbox, namespace)
+    with operator_in(sandbox, namespace, tmp_path, env={"MIMO_OPERATOR_VLLM_RUN_AS_USER": "1000"}):
+        sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h100.yaml"))
+        obj = _wait_phase(sandbox, namespace, "mimo-fp8-h100", "Ready")
+        assert obj["status"]["readyReplicas"] == 1
+        (pod,) = _pods(sandbox, namespace)
+        assert pod["spec"]["securityContext"]["runAsUser"] == 1000
+        assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_a_missing_secret_reported_by_the_kubelet_is_relayed(

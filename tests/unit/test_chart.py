@@ -230,6 +230,18 @@ def test_author_policy_values_reach_the_operator(helm: Path, monkeypatch: pytest
     )
 
 
+def test_vllm_pods_run_as_the_images_user_unless_a_uid_is_set(
+    helm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _settings_from_chart(helm, monkeypatch=monkeypatch).render_config().vllm_run_as_user is None
+    set_uid = ("--set", "vllmPods.runAsUser=1000")
+    assert (
+        _settings_from_chart(helm, *set_uid, monkeypatch=monkeypatch).render_config().vllm_run_as_user == 1000
+    )
+    refused = run_helm(helm, "template", "mimo-operator", str(CHART), "--set", "vllmPods.runAsUser=0")
+    assert refused.returncode != 0 and "runAsUser" in refused.stderr
+
+
 def test_optional_servicemonitor_and_networkpolicy_are_off_by_default(helm: Path) -> None:
     docs = render(helm)
     assert not find(docs, "ServiceMonitor") and not find(docs, "NetworkPolicy")

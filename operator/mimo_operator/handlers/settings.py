@@ -57,6 +57,9 @@ class OperatorSettings(BaseSettings):
     """Whether spec.serving.env may read Secrets other than the spec's tokenSecretRef and apiKeySecretRef."""
     allowed_priority_classes: list[str] = []
     """PriorityClasses spec.placement.priorityClassName may name; `*`: any; empty: none."""
+    vllm_run_as_user: int | None = Field(default=None, ge=1)
+    """Run vLLM pods as this uid, read-only root filesystem, "restricted" Pod Security (render/security.py).
+    None: as the image's user (root for vllm/vllm-openai)."""
     network_policy: bool = True
     """A NetworkPolicy per deployment: ingress only between its pods and to the API port from
     network_policy_api_from and the route's Gateway namespace. Inert where the CNI enforces none."""
@@ -120,4 +123,5 @@ class OperatorSettings(BaseSettings):
             engine_init_seconds=self.engine_init_seconds,
             prometheus_address=self.prometheus_address,
             network_policy_api_from=tuple(self.network_policy_api_from) if self.network_policy else None,
+            vllm_run_as_user=self.vllm_run_as_user,
         )

@@ -62,3 +62,5 @@ class RenderConfig:
     # A NetworkPolicy per deployment (operator settings network_policy, network_policy_api_from): the
     # peers allowed to the API port, besides the route's Gateway namespace; None renders no policy.
     network_policy_api_from: tuple[Mapping[str, Any], ...] | None = DEFAULT_API_PEERS
+    # Run vLLM as this uid with a read-only root filesystem (render/security.py); None: the image's user.
+    vllm_run_as_user: int | None = None

@@ -13,6 +13,12 @@ from mimo_operator.render.command import API_KEY_ENV, GROUP_ENTRYPOINT, NODE_RAN
 from mimo_operator.render.config import ROCM_ENV, RenderConfig
 from mimo_operator.render.monitoring import SCRAPE_ANNOTATIONS
 from mimo_operator.render.probes import probes, startup_budget_seconds
+from mimo_operator.render.security import (
+    container_security_context,
+    non_root_env,
+    non_root_volumes,
+    pod_security_context,
+)
 from mimo_operator.render.weights import cache_claim_name, vllm_offline_env
 
 MODEL_VOLUME = "model-cache"
@@ -51,6 +57,7 @@ def _env(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: bool)
         ref = spec.serving.api_key_secret_ref
         env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     env += vllm_offline_env(md)
+    env += non_root_env(config)
     return env + [copy.deepcopy(item) for item in spec.serving.env]
 
 
@@ -113,13 +120,10 @@ def _container(
         "volumeMounts": [
             {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
             {"name": MODEL_VOLUME, "mountPath": config.model_mount_path},
+            *non_root_volumes(config)[1],
         ],
         "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},  # let endpoints drop the pod first
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security_context(config),
         **probes(md, plan, config, multi_node),
     }
     if multi_node:
@@ -140,13 +144,13 @@ def _pod_template(
         "tolerations": [_gpu_toleration(plan), *copy.deepcopy(spec.placement.tolerations)],
         "affinity": _affinity(md),
         "terminationGracePeriodSeconds": config.termination_grace_seconds,
-        # Pod-level too, so sidecars injected by admission webhooks inherit the default profile.
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": pod_security_context(config),
         "enableServiceLinks": False,  # a Service named like vLLM's env vars must never leak into them
         "automountServiceAccountToken": False,
         "volumes": [
             {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": spec.resources.shared_memory}},
             _model_volume(md, plan),
+            *non_root_volumes(config)[0],
         ],
     }
     if spec.placement.priority_class_name:
