@@ -148,9 +148,15 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
             # The fetcher talks to the Hub only; it holds no Kubernetes credentials at all.
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            # The operator image runs as 65532 (images/operator/Dockerfile); fsGroup makes the claim
-            # writable for it.
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, "fsGroup": IMAGE_UID},
+            # The operator image runs as 65532 (images/operator/Dockerfile); saying so lets the pod
+            # pass the "restricted" Pod Security level, and fsGroup makes the claim writable for it.
+            "securityContext": {
+                "seccompProfile": {"type": "RuntimeDefault"},
+                "runAsNonRoot": True,
+                "runAsUser": IMAGE_UID,
+                "runAsGroup": IMAGE_UID,
+                "fsGroup": IMAGE_UID,
+            },
             "containers": [container],
             "volumes": [{"name": WEIGHTS_VOLUME, "persistentVolumeClaim": {"claimName": claim}}],
         },
