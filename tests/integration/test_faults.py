@@ -224,7 +224,7 @@ def test_sigkilled_mid_reconcile_then_restarted_converges_without_duplicates_or_
         by_owner.setdefault(owner["name"], []).append(f"{obj['kind']}/{obj['metadata']['name']}")
     for name in names:
         assert sorted(by_owner.pop(name)) == sorted(
-            [f"Service/{name}", f"Service/{name}-pods", f"StatefulSet/{name}"]
+            [f"NetworkPolicy/{name}", f"Service/{name}", f"Service/{name}-pods", f"StatefulSet/{name}"]
         )
     assert by_owner == {}, f"children of no deployment: {by_owner}"
     orphans = [
