@@ -47,6 +47,7 @@ import aiohttp
 import yaml
 
 from mimo_operator.api import parse_mimo_deployment
+from mimo_operator.kube.resources import kind_of
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.render import RenderConfig, plan_for, render_children
 from mimo_sandbox.cluster import Sandbox, wait_until
@@ -343,13 +344,10 @@ async def limit_phase(sb: Sandbox, api: Api, audit: AuditLog, n: int, workers: i
         for child in render_children(md, plan, RenderConfig()):  # type: ignore[arg-type]
             child["metadata"].pop("ownerReferences", None)  # no owner exists: the GC would delete them
             objects.append(child)
-    paths = {
-        "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
-        "Service": "/api/v1/namespaces/{ns}/services/{name}",
-    }
 
     async def put(obj: dict[str, Any]) -> None:
-        path = paths[obj["kind"]].format(ns=ns, name=obj["metadata"]["name"])
+        # The operator's own table of REST paths: every kind render_children makes is in it.
+        path = kind_of(obj).item(ns, obj["metadata"]["name"])
         await api.call(
             "PATCH", path + "?fieldManager=bench&force=true", obj, content_type="application/apply-patch+yaml"
         )
