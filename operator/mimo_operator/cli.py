@@ -334,14 +334,30 @@ SANDBOX_MISSING = (
 )
 
 
+def _sandbox_missing(exc: ModuleNotFoundError) -> UsageError:
+    """The usage error for an import of the sandbox where it is not installed; any other missing module
+    is a real error and is raised as it was."""
+    if (exc.name or "").partition(".")[0] != "mimo_sandbox":
+        raise exc
+    return UsageError(SANDBOX_MISSING)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         from mimo_sandbox.demo import run_demo
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "mimo_sandbox":
-            raise
-        raise UsageError(SANDBOX_MISSING) from None
+        raise _sandbox_missing(exc) from None
     return run_demo(args.examples, interactive=not args.non_interactive, timeout=args.timeout)
+
+
+def _cmd_sandbox(words: list[str]) -> int:
+    # Developer tooling (Go builds, certificates, process supervision) is the mimo-sandbox
+    # distribution, imported only here and in `demo`; the operator's package and image lack it.
+    try:
+        from mimo_sandbox.command import main as sandbox_main
+    except ModuleNotFoundError as exc:
+        raise _sandbox_missing(exc) from None
+    return sandbox_main(words)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,20 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["sandbox"]:
-        # Developer tooling (Go builds, certificates, process supervision) is the mimo-sandbox
-        # distribution, imported only here and in `demo`; the operator's package and image lack it.
-        try:
-            from mimo_sandbox.command import main as sandbox_main
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").partition(".")[0] != "mimo_sandbox":
-                raise
-            sys.stderr.write(f"mimo-operator: error: {SANDBOX_MISSING}\n")
-            return EXIT_USAGE
-        return sandbox_main(words)
-    args = build_parser().parse_args(words)
-    handler: Handler = args.func
     try:
+        if words[:1] == ["sandbox"]:  # the sandbox's own parser reads the rest
+            return _cmd_sandbox(words)
+        args = build_parser().parse_args(words)
+        handler: Handler = args.func
         return handler(args)
     except UsageError as exc:
         sys.stderr.write(f"mimo-operator: error: {exc}\n")
