@@ -28,6 +28,9 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 MANAGED_BY = "mimo-operator"
+# Set by the API server on every namespace (Kubernetes 1.22+, "Automatic labelling" in the Namespaces
+# concept page), so a NetworkPolicy can select a namespace by name.
+LABEL_NAMESPACE_NAME = "kubernetes.io/metadata.name"
 
 # vLLM 0.33.0's defaults: `--port` (vllm/entrypoints/common/cli_args.py) and `--master-port`
 # (ParallelConfig.master_port, vllm/config/parallel.py), the torch.distributed master of a multi-node group.

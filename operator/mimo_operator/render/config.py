@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mimo_operator import __version__
+from mimo_operator.api import constants
 
 # The vLLM release the operator's command lines are written and tested for: MiMo-V2-Flash runs from
 # 0.14, its reasoning/tool parsers from 0.20, MTP from 0.22; `mimo` parsers are registered in 0.33
@@ -23,11 +24,10 @@ DEFAULT_ROCM_VLLM_IMAGE = f"vllm/vllm-openai-rocm:v{VLLM_VERSION}"
 ROCM_ENV = {"VLLM_ROCM_USE_AITER": "0"}
 # Who may reach a deployment's API port by default (NetworkPolicyPeer objects, networking.k8s.io/v1):
 # every pod of the deployment's own namespace, and the namespace the default Prometheus runs in
-# (`monitoring`, as in prometheus_address below; vLLM serves /metrics on the API port). The label
-# kubernetes.io/metadata.name is set on every namespace by the API server (Kubernetes 1.22+).
+# (`monitoring`, as in prometheus_address below; vLLM serves /metrics on the API port).
 DEFAULT_API_PEERS: tuple[Mapping[str, Any], ...] = (
     {"podSelector": {}},
-    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    {"namespaceSelector": {"matchLabels": {constants.LABEL_NAMESPACE_NAME: "monitoring"}}},
 )
 
 

@@ -9,10 +9,6 @@ from mimo_operator.planner import Plan
 from mimo_operator.render import names
 from mimo_operator.render.config import RenderConfig
 
-# Set by the API server on every namespace (Kubernetes 1.22+, "Automatic labelling" in the Namespaces
-# concept page), so a namespace can be selected by name.
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
 
 def render_api_service(md: MimoDeployment, plan: Plan) -> dict[str, Any]:
     """ClusterIP Service in front of the pods that serve the API (never named `vllm`: a Service of
@@ -82,7 +78,7 @@ def gateway_peers(md: MimoDeployment) -> list[dict[str, Any]]:
     if route is None:
         return []
     namespace = route.gateway.namespace or md.metadata.namespace
-    return [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}]
+    return [{"namespaceSelector": {"matchLabels": {constants.LABEL_NAMESPACE_NAME: namespace}}}]
 
 
 def _all_pods(md: MimoDeployment) -> dict[str, str]:

@@ -46,12 +46,18 @@ def pod_security_context(config: RenderConfig) -> dict[str, Any]:
     return context
 
 
-def container_security_context(config: RenderConfig) -> dict[str, Any]:
-    context: dict[str, Any] = {
+def hardened_container_context() -> dict[str, Any]:
+    """What every container the operator renders runs with: no privilege escalation, no capabilities,
+    the runtime's default seccomp profile."""
+    return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": dict(SECCOMP),
     }
+
+
+def container_security_context(config: RenderConfig) -> dict[str, Any]:
+    context = hardened_container_context()
     if config.vllm_run_as_user is not None:
         context.update(runAsNonRoot=True, readOnlyRootFilesystem=True)
     return context

@@ -19,6 +19,7 @@ from mimo_operator.api.spec import FetchMode
 from mimo_operator.fetcher.outcome import FailureKind
 from mimo_operator.render import names
 from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.security import SECCOMP, hardened_container_context
 
 FETCHER_CONTAINER = "fetcher"
 WEIGHTS_VOLUME = "model-cache"
@@ -132,11 +133,7 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
         # Hashing every byte (sha256) and the transfer take about one core each; the limit keeps a
         # download from starving the node's other pods (and checkov's CKV_K8S_11 asks for one).
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "2Gi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": hardened_container_context(),
     }
     # Without the deployment label: the fetcher's pod is not a vLLM pod, and the reconcile's reading
     # of vLLM pods (why are they stuck?) must not see it. The Job controller adds job-name labels.
@@ -151,7 +148,7 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
             # The operator image runs as 65532 (images/operator/Dockerfile); saying so lets the pod
             # pass the "restricted" Pod Security level, and fsGroup makes the claim writable for it.
             "securityContext": {
-                "seccompProfile": {"type": "RuntimeDefault"},
+                "seccompProfile": dict(SECCOMP),
                 "runAsNonRoot": True,
                 "runAsUser": IMAGE_UID,
                 "runAsGroup": IMAGE_UID,
