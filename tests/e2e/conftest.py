@@ -23,6 +23,9 @@ from tests.integration.operator_process import free_port, launch, stop, wait_hea
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mimo-operator"
 EXAMPLES = REPO / "examples"
+# The chart's default opt-in label for the cluster-wide operator's write scope (templates/write-scope.yaml).
+_OPT_IN = yaml.safe_load((CHART / "values.yaml").read_text())["rbac"]["writeScope"]["optInLabel"]
+OPT_IN_LABEL = f"{_OPT_IN['key']}={_OPT_IN['value']}"
 
 
 def helm(sandbox: Sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -133,6 +136,8 @@ def workload_namespace(sandbox: Sandbox, namespace: str) -> Iterator[str]:
     deleted and their pods awaited, so the next test finds the simulated GPUs free."""
     name = f"{namespace[:55]}-w"
     sandbox.kubectl("create", "namespace", name)
+    # Opted in to the cluster-wide operator's write scope (the chart's default optInLabel).
+    sandbox.kubectl("label", "namespace", name, OPT_IN_LABEL)
     wait_for(
         lambda: sandbox.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0,
         timeout=30,

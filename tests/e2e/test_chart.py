@@ -24,6 +24,7 @@ from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.e2e.conftest import (
     CHART,
     EXAMPLES,
+    OPT_IN_LABEL,
     ChartOperator,
     get_json,
     helm,
@@ -223,6 +224,76 @@ def test_namespaced_mode_cannot_reach_other_namespaces(
         listed = _kubectl_with(sandbox, kubeconfig, "-n", other, "get", "statefulsets")
         assert listed.returncode != 0 and "Forbidden" in listed.stderr
     assert not _can_i(sandbox, kubeconfig, "list", "statefulsets", "--all-namespaces")
+
+
+def _probe_service(sandbox: Sandbox, kubeconfig: Path, namespace: str) -> subprocess.CompletedProcess[str]:
+    """A Service the ClusterRole lets the operator create, sent with the given credentials as a
+    server-side dry run: authorised and admitted exactly like a real create, and nothing is left."""
+    return _kubectl_with(
+        sandbox, kubeconfig, "-n", namespace, "create", "service", "clusterip", "write-scope-probe",
+        "--tcp=80", "--dry-run=server",
+    )  # fmt: skip
+
+
+def _refused_with(sandbox: Sandbox, kubeconfig: Path, namespace: str, words: str) -> str:
+    """Wait until the API server refuses the probe with these words (a new policy takes a moment to
+    reach the API server's admission); the refusal's text."""
+
+    def refused() -> Any:
+        proc = _probe_service(sandbox, kubeconfig, namespace)
+        return proc.stderr if proc.returncode != 0 and words in proc.stderr else NotYet(proc.stderr)
+
+    text: str = wait_for(refused, timeout=30, description=f"the probe refused in {namespace}")
+    return text
+
+
+def test_cluster_wide_operator_writes_only_in_namespaces_that_opted_in(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+) -> None:
+    work = workload_namespace
+    sandbox.kubectl("label", "namespace", work, f"{OPT_IN_LABEL.split('=')[0]}-")  # not opted in (yet)
+    release = _install(sandbox, namespace)
+    _operator_pod_admitted(sandbox, namespace, release)
+    kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
+
+    # RBAC alone grants the write everywhere (it cannot select namespaces by label) ...
+    for where in ("kube-system", work):
+        assert _can_i(sandbox, kubeconfig, "create", "services", "-n", where)
+    # ... the chart's ValidatingAdmissionPolicy refuses it with the ServiceAccount's real token.
+    protected = _refused_with(sandbox, kubeconfig, "kube-system", "is protected from the mimo-operator")
+    assert "ValidatingAdmissionPolicy" in protected and "forbidden" in protected
+    not_enabled = _refused_with(sandbox, kubeconfig, work, "has not opted in to the mimo-operator")
+    assert f"kubectl label namespace {work} {OPT_IN_LABEL}" in not_enabled
+    # A protected namespace stays refused when labelled; other users are not touched by the policy.
+    sandbox.kubectl("label", "namespace", "kube-system", OPT_IN_LABEL)
+    try:
+        assert _probe_service(sandbox, kubeconfig, "kube-system").returncode != 0
+    finally:
+        sandbox.kubectl("label", "namespace", "kube-system", f"{OPT_IN_LABEL.split('=')[0]}-")
+    assert _probe_service(sandbox, sandbox.kubeconfig, work).returncode == 0
+
+    operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()
+    try:
+        # A MimoDeployment where the operator may not write: Failed with the way out, and no child.
+        sandbox.kubectl("-n", work, "apply", "-f", str(EXAMPLES / f"{EXAMPLE}.yaml"))
+
+        def refused() -> Any:
+            status = get_json(sandbox, "-n", work, "get", "mimo", EXAMPLE).get("status", {})
+            return status if status.get("phase") == "Failed" else NotYet(status.get("phase"))
+
+        status = wait_for(refused, timeout=60, description=f"{EXAMPLE} refused by the write scope")
+        planned = next(c for c in status["conditions"] if c["type"] == "Planned")
+        assert planned["reason"] == "NamespaceNotEnabled", planned
+        assert f"kubectl label namespace {work} {OPT_IN_LABEL}" in planned["message"]
+        for kind in ("statefulsets", "services", "jobs", "networkpolicies", "poddisruptionbudgets"):
+            assert get_json(sandbox, "-n", work, "get", kind)["items"] == [], kind
+
+        # The administrator opts the namespace in: the next retry deploys, with nothing else done.
+        sandbox.kubectl("label", "namespace", work, OPT_IN_LABEL)
+        _wait_ready(sandbox, work, EXAMPLE, operator)
+        assert _probe_service(sandbox, kubeconfig, work).returncode == 0
+    finally:
+        operator.stop()
 
 
 def test_upgrade_with_a_new_vllm_image_rolls_the_deployments(

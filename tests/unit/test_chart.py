@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from mimo_operator.api.policy import AuthorPolicy
+from mimo_operator.handlers.reconcile import refusal
 from mimo_operator.handlers.settings import OperatorSettings
+from mimo_operator.kube.client import ApiError
 from mimo_operator.render.config import DEFAULT_API_PEERS
 from mimo_sandbox.build import ensure_binaries
 
@@ -69,6 +71,57 @@ def test_cluster_wide_mode_grants_a_cluster_role_and_runs_all_namespaces(helm: P
     container = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["run", "--all-namespaces"]
     assert "--log-format=json" in container["args"]
+
+
+def test_cluster_wide_writes_are_scoped_by_an_admission_policy_on_the_operators_account(helm: Path) -> None:
+    docs = render(helm)
+    (policy,) = find(docs, "ValidatingAdmissionPolicy")
+    (binding,) = find(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"] and "matchResources" not in binding["spec"]
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    (rule,) = spec["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["*/*"] and rule["operations"] == ["CREATE", "UPDATE", "DELETE"]
+    # Only the ServiceAccount the ClusterRole is bound to; nobody else's writes are evaluated.
+    (subject,) = find(docs, "ClusterRoleBinding")[0]["subjects"]
+    account = f"system:serviceaccount:{subject['namespace']}:{subject['name']}"
+    assert spec["matchConditions"][0]["expression"] == f"request.userInfo.username == {account!r}".replace(
+        "'", '"'
+    )
+    protected, opt_in = spec["validations"]
+    assert '["kube-system","kube-public","kube-node-lease"]' in protected["expression"]
+    assert '"serving.mimo.dev/operator"' in opt_in["expression"] and '== "enabled"' in opt_in["expression"]
+    # The operator tells the two refusals apart by the policy's own words.
+    for validation, reason in ((protected, "NamespaceProtected"), (opt_in, "NamespaceNotEnabled")):
+        words = validation["messageExpression"].replace('"', "")
+        assert refusal(ApiError(403, "PATCH", "/x", {"message": words}), "a child")[0] == reason
+
+
+@pytest.mark.parametrize(
+    ("values", "validations"),
+    [
+        (["--set", "rbac.writeScope.optInLabel.key="], 1),
+        (["--set-json", "rbac.writeScope.protectedNamespaces=[]"], 1),
+        (
+            [
+                "--set",
+                "rbac.writeScope.optInLabel.key=",
+                "--set-json",
+                "rbac.writeScope.protectedNamespaces=[]",
+            ],
+            0,
+        ),
+        (NAMESPACED, 0),
+    ],
+    ids=["no-opt-in", "nothing-protected", "off", "namespaced"],
+)
+def test_write_scope_has_a_rule_per_setting_and_is_absent_when_off(
+    helm: Path, values: list[str], validations: int
+) -> None:
+    policies = find(render(helm, *values), "ValidatingAdmissionPolicy")
+    assert sum(len(p["spec"]["validations"]) for p in policies) == validations
+    assert len(policies) == (1 if validations else 0)
 
 
 def test_namespaced_mode_grants_a_role_per_namespace_and_nothing_cluster_wide(helm: Path) -> None:

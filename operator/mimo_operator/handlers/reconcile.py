@@ -148,11 +148,23 @@ async def _fail(
     )
 
 
+# Which refusal a 403 is, by the words the API server gives: a ResourceQuota's, or the chart's write
+# scope (charts/mimo-operator/templates/write-scope.yaml, a ValidatingAdmissionPolicy) for a namespace
+# that is protected or did not opt in. Anything else is the cluster's RBAC or another policy.
+_FORBIDDEN_BY_MARKER = (
+    ("exceeded quota", "QuotaExceeded"),
+    ("is protected from the mimo-operator", "NamespaceProtected"),
+    ("has not opted in to the mimo-operator", "NamespaceNotEnabled"),
+)
+
+
 def refusal(exc: ApiError, what: str) -> tuple[str, str]:
     """(reason, message) for a write the API server refused: the server's own words, which name the
     quota and its numbers, the admission policy, or the invalid field."""
     if exc.status == 403:
-        reason = "QuotaExceeded" if "exceeded quota" in exc.message else "ChildForbidden"
+        reason = next(
+            (reason for marker, reason in _FORBIDDEN_BY_MARKER if marker in exc.message), "ChildForbidden"
+        )
     elif exc.status == 409:
         reason = "ChildConflict"
     else:
