@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,24 @@ def mimo_crd(sandbox: Sandbox) -> str:
 def release_name() -> str:
     # Unique per test: the ClusterRole and ClusterRoleBinding are named after the release.
     return f"mimo-operator-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def install_chart(sandbox: Sandbox, namespace: str) -> Iterator[Callable[..., str]]:
+    """`helm install` of the chart into the test's namespace (the CRD is installed apart), returning the
+    release name. Every release it made is uninstalled afterwards: the chart's admission policies are
+    cluster-scoped and would otherwise judge the MimoDeployments of the tests that follow."""
+    installed: list[str] = []
+
+    def install(*values: str) -> str:
+        release = release_name()
+        installed.append(release)
+        helm(sandbox, "install", release, str(CHART), "-n", namespace, "--set", "crds.enabled=false", *values)
+        return release
+
+    yield install
+    for release in installed:
+        helm(sandbox, "uninstall", release, "-n", namespace, "--wait", check=False)
 
 
 def service_account_kubeconfig(sandbox: Sandbox, namespace: str, account: str, path: Path) -> Path:

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,6 @@ def _restricted(sandbox: Sandbox, namespace: str) -> None:
         check=False,
     )  # fmt: skip
     assert proc.returncode != 0 and "violates PodSecurity" in proc.stderr, proc.stderr
-
-
-def _install(sandbox: Sandbox, namespace: str, *values: str) -> str:
-    release = release_name()
-    helm(sandbox, "install", release, str(CHART), "-n", namespace, "--set", "crds.enabled=false", *values)
-    return release
 
 
 def _operator_pod_admitted(sandbox: Sandbox, namespace: str, release: str) -> dict[str, Any]:
@@ -127,10 +122,15 @@ def _helm_test_script(sandbox: Sandbox, namespace: str, release: str) -> tuple[l
 
 
 def test_chart_operator_reconciles_to_ready_with_only_the_charts_rbac(
-    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+    sandbox: Sandbox,
+    mimo_crd: str,
+    namespace: str,
+    install_chart: Callable[..., str],
+    workload_namespace: str,
+    tmp_path: Path,
 ) -> None:
     _restricted(sandbox, namespace)
-    release = _install(sandbox, namespace)
+    release = install_chart()
     pod = _operator_pod_admitted(sandbox, namespace, release)
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 
@@ -185,11 +185,16 @@ def test_chart_operator_reconciles_to_ready_with_only_the_charts_rbac(
 
 
 def test_namespaced_mode_cannot_reach_other_namespaces(
-    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+    sandbox: Sandbox,
+    mimo_crd: str,
+    namespace: str,
+    install_chart: Callable[..., str],
+    workload_namespace: str,
+    tmp_path: Path,
 ) -> None:
     _restricted(sandbox, namespace)
     work = workload_namespace
-    release = _install(sandbox, namespace, "--set", f"rbac.namespaces={{{work}}}")
+    release = install_chart("--set", f"rbac.namespaces={{{work}}}")
     _operator_pod_admitted(sandbox, namespace, release)
     # Nothing cluster-wide for the operator: no ClusterRoleBinding at all, and the only ClusterRoles are
     # the unbound roles for people (aggregation needs ClusterRoles), which grant MimoDeployments only.
@@ -248,11 +253,16 @@ def _refused_with(sandbox: Sandbox, kubeconfig: Path, namespace: str, words: str
 
 
 def test_cluster_wide_operator_writes_only_in_namespaces_that_opted_in(
-    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+    sandbox: Sandbox,
+    mimo_crd: str,
+    namespace: str,
+    install_chart: Callable[..., str],
+    workload_namespace: str,
+    tmp_path: Path,
 ) -> None:
     work = workload_namespace
     sandbox.kubectl("label", "namespace", work, f"{OPT_IN_LABEL.split('=')[0]}-")  # not opted in (yet)
-    release = _install(sandbox, namespace)
+    release = install_chart()
     _operator_pod_admitted(sandbox, namespace, release)
     kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
 
@@ -297,10 +307,15 @@ def test_cluster_wide_operator_writes_only_in_namespaces_that_opted_in(
 
 
 def test_upgrade_with_a_new_vllm_image_rolls_the_deployments(
-    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+    sandbox: Sandbox,
+    mimo_crd: str,
+    namespace: str,
+    install_chart: Callable[..., str],
+    workload_namespace: str,
+    tmp_path: Path,
 ) -> None:
     work = workload_namespace
-    release = _install(sandbox, namespace, "--set", f"rbac.namespaces={{{work}}}")
+    release = install_chart("--set", f"rbac.namespaces={{{work}}}")
     kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
     operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()
     try:
@@ -374,12 +389,17 @@ def test_uninstall_keeps_the_crd_with_keep_and_removes_it_without(
 
 
 def test_namespace_users_get_mimodeployments_through_the_built_in_roles(
-    sandbox: Sandbox, mimo_crd: str, namespace: str, workload_namespace: str, tmp_path: Path
+    sandbox: Sandbox,
+    mimo_crd: str,
+    namespace: str,
+    install_chart: Callable[..., str],
+    workload_namespace: str,
+    tmp_path: Path,
 ) -> None:
     """Bound only to the built-in `edit` or `view` ClusterRole in their namespace, as a cluster admin
     grants namespace users, people get MimoDeployment access from the chart's aggregated roles; the API
     server's RBAC decides, with each person's own token."""
-    _install(sandbox, namespace)
+    install_chart()
     work = workload_namespace
     people = {}
     for person, role in (("editor", "edit"), ("viewer", "view")):

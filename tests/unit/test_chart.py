@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mimo_operator.api.policy import AuthorPolicy
+from mimo_operator.api.policy import AuthorPolicy, image_repository
 from mimo_operator.handlers.reconcile import refusal
 from mimo_operator.handlers.settings import OperatorSettings
 from mimo_operator.kube.client import ApiError
@@ -48,6 +48,10 @@ def find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def _named(docs: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["metadata"]["name"].endswith(suffix)]
+
+
 def _user_access(doc: dict[str, Any]) -> bool:
     return bool(doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "user-access")
 
@@ -75,8 +79,8 @@ def test_cluster_wide_mode_grants_a_cluster_role_and_runs_all_namespaces(helm: P
 
 def test_cluster_wide_writes_are_scoped_by_an_admission_policy_on_the_operators_account(helm: Path) -> None:
     docs = render(helm)
-    (policy,) = find(docs, "ValidatingAdmissionPolicy")
-    (binding,) = find(docs, "ValidatingAdmissionPolicyBinding")
+    (policy,) = _named(find(docs, "ValidatingAdmissionPolicy"), "-write-scope")
+    (binding,) = _named(find(docs, "ValidatingAdmissionPolicyBinding"), "-write-scope")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"] and "matchResources" not in binding["spec"]
     spec = policy["spec"]
@@ -119,9 +123,50 @@ def test_cluster_wide_writes_are_scoped_by_an_admission_policy_on_the_operators_
 def test_write_scope_has_a_rule_per_setting_and_is_absent_when_off(
     helm: Path, values: list[str], validations: int
 ) -> None:
-    policies = find(render(helm, *values), "ValidatingAdmissionPolicy")
+    policies = _named(find(render(helm, *values), "ValidatingAdmissionPolicy"), "-write-scope")
     assert sum(len(p["spec"]["validations"]) for p in policies) == validations
     assert len(policies) == (1 if validations else 0)
+
+
+def test_author_policy_at_apply_lists_repositories_normalised_like_the_operator(helm: Path) -> None:
+    """The chart normalises the allowed images in Go templates, the operator in Python: the same
+    repositories. (Whether the API server then refuses what the operator refuses: tests/e2e.)"""
+    entries = ["vllm/vllm-openai", "ubuntu", "docker.io/library/ubuntu:22.04", "localhost:5000/a/b:1",
+               "registry:5000/ml/vllm@sha256:" + "b" * 64, "registry.local/", "myorg/"]  # fmt: skip
+    docs = render(helm, "--set", f"policy.allowedImages={{{','.join(entries)}}}")
+    (policy,) = _named(find(docs, "ValidatingAdmissionPolicy"), "-author-policy")
+    image_rule = policy["spec"]["validations"][0]["expression"]
+    listed = yaml.safe_load(image_rule.split(" in ", 1)[1].split("]", 1)[0] + "]")
+    prefixes = yaml.safe_load("[" + image_rule.split("|| [", 1)[1].split("]", 1)[0] + "]")
+    configured = find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    vllm_image = next(e["value"] for e in configured if e["name"] == "MIMO_OPERATOR_VLLM_IMAGE")
+    plain = [e for e in entries if not e.endswith("/")] + [vllm_image]
+    assert listed == [image_repository(e) for e in plain]
+    assert prefixes == [image_repository(e + "x").removesuffix("x") for e in entries if e.endswith("/")]
+
+
+@pytest.mark.parametrize(
+    ("values", "namespaces"),
+    [([], None), (NAMESPACED, ["team-a", "team-b"]), (["--set", "policy.enforceAtApply=false"], "absent")],
+    ids=["cluster-wide", "namespaced", "off"],
+)
+def test_author_policy_at_apply_judges_the_namespaces_the_release_serves(
+    helm: Path, values: list[str], namespaces: Any
+) -> None:
+    bindings = _named(find(render(helm, *values), "ValidatingAdmissionPolicyBinding"), "-author-policy")
+    if namespaces == "absent":
+        assert bindings == []
+        return
+    (binding,) = bindings
+    selector = binding["spec"].get("matchResources", {}).get("namespaceSelector")
+    if namespaces is None:
+        assert selector is None
+    else:
+        assert selector == {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
+            ]
+        }
 
 
 def test_namespaced_mode_grants_a_role_per_namespace_and_nothing_cluster_wide(helm: Path) -> None:

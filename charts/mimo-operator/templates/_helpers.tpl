@@ -73,3 +73,25 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+An image reference's repository as the container runtime resolves it, the way the operator normalises
+it (operator/mimo_operator/api/policy.py, image_repository): no digest or tag, Docker Hub explicit.
+`vllm/vllm-openai:v1` -> docker.io/vllm/vllm-openai, `ubuntu` -> docker.io/library/ubuntu.
+*/}}
+{{- define "mimo-operator.imageRepository" -}}
+{{- $name := index (splitList "@" .) 0 -}}
+{{- $last := last (splitList "/" $name) -}}
+{{- if contains ":" $last -}}
+{{- $name = printf "%s%s" (trimSuffix $last $name) (index (splitList ":" $last) 0) -}}
+{{- end -}}
+{{- $parts := splitList "/" $name -}}
+{{- $first := index $parts 0 -}}
+{{- if eq (len $parts) 1 -}}
+docker.io/library/{{ $name }}
+{{- else if or (contains "." $first) (contains ":" $first) (eq $first "localhost") -}}
+{{ $name }}
+{{- else -}}
+docker.io/{{ $name }}
+{{- end -}}
+{{- end -}}
