@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mimo_sandbox.cluster import Sandbox
 from mimo_sandbox.pytest_plugin import NotYet, wait_for
@@ -114,6 +115,38 @@ def test_fp8_on_h100_becomes_ready_with_plan_endpoint_and_columns(
     assert any(
         e["reason"] == "Ready" and e["type"] == "Normal" for e in _events(sandbox, namespace, "mimo-fp8-h100")
     )
+
+
+def test_api_clients_named_in_the_spec_are_let_in_by_the_network_policy_as_stored(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    weights_pvc(sandbox, namespace)
+    body = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    clients = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}},
+            "podSelector": {"matchLabels": {"app": "chat-frontend"}},
+        },
+        {"podSelector": {}},  # every pod of this namespace (already allowed by default; kept as written)
+        {"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.128/25"]}},
+    ]
+    body["spec"].setdefault("serving", {})["apiClients"] = clients
+    sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def api_rule() -> Any:
+        found = sandbox.kubectl("-n", namespace, "get", "networkpolicy", "mimo-fp8-h100", check=False)
+        if found.returncode != 0:
+            return NotYet(found.stderr)
+        ingress = get_json(sandbox, "-n", namespace, "get", "networkpolicy", "mimo-fp8-h100")["spec"][
+            "ingress"
+        ]
+        return next((rule for rule in ingress if rule.get("ports")), None) or NotYet(ingress)
+
+    rule = wait_for(api_rule, timeout=60, description="the NetworkPolicy's API port rule")
+    # Stored by the API server exactly as the spec wrote them (after the installer's peers).
+    assert rule["from"][-len(clients) :] == clients
+    assert rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    _wait_phase(sandbox, namespace, "mimo-fp8-h100", "Ready")
 
 
 def test_bf16_multi_node_group_is_ready_only_when_every_pod_is(

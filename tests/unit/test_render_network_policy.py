@@ -12,9 +12,10 @@ import dataclasses
 from typing import Any
 
 import kubernetes_validate
+import pytest
 import yaml
 
-from mimo_operator.api import constants, parse_mimo_deployment
+from mimo_operator.api import SpecInvalid, constants, parse_mimo_deployment
 from mimo_operator.planner import Plan
 from mimo_operator.render import RenderConfig, plan_for, render_children
 from tests.unit.kubelet import statefulset_pods
@@ -41,7 +42,10 @@ def _namespace_labels(namespace: str) -> dict[str, str]:
 
 
 def _peer_admits(peer: dict[str, Any], policy_namespace: str, source: Pod) -> bool:
-    assert "ipBlock" not in peer
+    if "ipBlock" in peer:
+        # Sources here are pods, known by labels; ipBlock is meant for addresses outside the cluster
+        # (whether a CNI applies it to pod IPs is implementation-defined), so it admits none of them.
+        return False
     if "namespaceSelector" in peer:
         namespace_ok = _matches(peer["namespaceSelector"], _namespace_labels(source.namespace))
     else:
@@ -172,3 +176,40 @@ def test_the_policy_selects_this_deployments_pods_and_no_others() -> None:
         assert not admits([policy], theirs[0], fetcher, port)
     # Other deployments' pods are outsiders too: not even their vLLM pods reach ours off the API port.
     assert not admits([policy], theirs[0], _pods(ours)[0], constants.MASTER_PORT)
+
+
+def test_the_spec_names_more_api_clients_and_they_reach_only_the_api_port() -> None:
+    chat = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}},
+        "podSelector": {"matchLabels": {"app": "chat-frontend"}},
+    }
+    balancer = {"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.128/25"]}}
+    md = _deployment(serving={"apiClients": [chat, balancer]})
+    children = _children(md)
+    policies, pods = _policies(children), _pods(children)
+    for policy in policies:
+        kubernetes_validate.validate(policy, "1.35.0", strict=True)
+    (api_rule,) = [rule for rule in policies[0]["spec"]["ingress"] if "ports" in rule]
+    assert balancer in api_rule["from"]  # ipBlock: passed through as the API server stores it
+    for pod in pods:
+        assert admits(policies, Pod("team-b", {"app": "chat-frontend"}), pod, constants.HTTP_PORT)
+        assert not admits(policies, Pod("team-b", {"app": "batch"}), pod, constants.HTTP_PORT)
+        assert not admits(policies, Pod("team-b", {"app": "chat-frontend"}), pod, constants.MASTER_PORT)
+    # The installer's default peers stay: the spec adds clients, it cannot take the defaults away.
+    assert admits(policies, Pod("monitoring", {}), pods[0], constants.HTTP_PORT)
+
+
+@pytest.mark.parametrize(
+    ("client", "words"),
+    [
+        ({}, "needs namespaceSelector, podSelector or ipBlock"),
+        ({"podSelector": {}, "ipBlock": {"cidr": "10.0.0.0/8"}}, "not both"),
+        ({"ipBlock": {"cidr": "10.0.0.0"}}, "cidr"),
+        ({"podSelector": {"matchLabels": {"app": "x"}, "typo": 1}}, "typo"),
+    ],
+)
+def test_an_api_client_that_is_not_a_network_policy_peer_is_refused(
+    client: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(SpecInvalid, match=words):
+        _deployment(serving={"apiClients": [client]})

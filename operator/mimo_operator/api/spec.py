@@ -314,6 +314,62 @@ class SpeculativeDecodingSpec(_Model):
     with MTP exists yet). auto: on unless pipeline parallel."""
 
 
+LabelName = Annotated[str, Field(min_length=1, max_length=317)]
+
+
+class LabelSelectorRequirement(_Model):
+    key: LabelName
+    """The label key the requirement applies to."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the label's value relates to values."""
+    values: Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=64)] = []
+    """Label values; empty with Exists and DoesNotExist."""
+
+
+class LabelSelector(_Model):
+    """A meta/v1 LabelSelector; empty selects everything in its scope."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = {}
+    """Labels that must all be present with these values."""
+    match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=16)] = []
+    """Requirements that must all hold."""
+
+
+Cidr = Annotated[str, Field(pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$", max_length=64)]
+
+
+class IpBlock(_Model):
+    cidr: Cidr
+    """Addresses allowed, e.g. 192.0.2.0/24."""
+    except_: Annotated[list[Cidr], Field(max_length=16, alias="except")] = []
+    """Ranges inside cidr that are not allowed."""
+
+
+class ApiClient(_Model):
+    """A networking/v1 NetworkPolicyPeer: pods by namespace and/or pod labels, or an IP block."""
+
+    namespace_selector: LabelSelector | None = None
+    """Namespaces by label (`kubernetes.io/metadata.name: team-a` names one); with podSelector, those
+    pods in those namespaces."""
+    pod_selector: LabelSelector | None = None
+    """Pods by label, in this deployment's namespace unless namespaceSelector is set too."""
+    ip_block: IpBlock | None = None
+    """Addresses outside the cluster network (e.g. a load balancer's); not with the selectors."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ApiClient:
+        selectors = self.namespace_selector is not None or self.pod_selector is not None
+        if self.ip_block is not None and selectors:
+            raise ValueError("an apiClients entry has ipBlock or selectors, not both")
+        if self.ip_block is None and not selectors:
+            raise ValueError("an apiClients entry needs namespaceSelector, podSelector or ipBlock")
+        return self
+
+    def peer(self) -> dict[str, Any]:
+        """The NetworkPolicyPeer as the API server stores it (an empty selector stays `{}`)."""
+        return self.model_dump(by_alias=True, exclude_defaults=True)
+
+
 class ServingSpec(_Model):
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """vLLM image. Default: the operator's configured image (vllm/vllm-openai at the pinned version)."""
@@ -323,6 +379,9 @@ class ServingSpec(_Model):
     """Extra vllm serve arguments, appended last. Flags the operator sets itself are refused."""
     env: Annotated[list[dict[str, Any]], Field(max_length=64)] = []
     """Extra environment variables (core/v1 EnvVar) for the vLLM container."""
+    api_clients: Annotated[list[ApiClient], Field(max_length=16)] = []
+    """Who else may reach the API port (8000) through the deployment's NetworkPolicy, beside the
+    installer's vllmNetworkPolicy.apiFrom and the route's Gateway (NetworkPolicyPeers)."""
 
 
 class PlacementSpec(_Model):

@@ -89,13 +89,17 @@ def _all_pods(md: MimoDeployment) -> dict[str, str]:
 def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
     """Ingress to the deployment's pods: every port between its vLLM pods (the ranks of a multi-node
     replica talk NCCL on ports chosen at run time, and torch.distributed's master port), the API port
-    from the configured peers and the route's Gateway, nothing else (the weights download pod serves
-    nothing). Egress is left open: pods download weights and reach their peers. None when the operator
-    is configured without one."""
+    from the installer's peers, the spec's apiClients and the route's Gateway, nothing else (the
+    weights download pod serves nothing). Egress is left open: pods download weights and reach their
+    peers. None when the operator is configured without one."""
     peers = config.network_policy_api_from
     if peers is None:
         return None
-    api_from = [dict(peer) for peer in peers] + gateway_peers(md)
+    api_from = (
+        [dict(peer) for peer in peers]
+        + [client.peer() for client in md.spec.serving.api_clients]
+        + gateway_peers(md)
+    )
     ingress: list[dict[str, Any]] = [{"from": [{"podSelector": {"matchLabels": _vllm_pods(md)}}]}]
     if api_from:  # an empty `from` would admit every source, so no peers means no rule
         ingress.append({"from": api_from, "ports": [{"protocol": "TCP", "port": constants.HTTP_PORT}]})
