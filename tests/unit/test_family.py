@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -371,13 +372,25 @@ def test_a_copy_and_a_config_together_are_refused() -> None:
 
 
 def test_public_runs_validate_only_the_checkpoint_they_ran() -> None:
-    # The vLLM recipe's TP4 on H200 ran MiMo-V2-Flash; the same layout of MiMo-V2.5 is not validated by it.
-    flash = _plan({"model": {"name": FLASH}, "gpu": {"type": "H200-141GB"}})
-    v25 = _plan({"model": {"name": V25}, "gpu": {"type": "H200-141GB"}})
+    # SGLang's TP8 on H100 ran MiMo-V2-Flash; the same layout of MiMo-V2.5 is not validated by it.
+    flash = _plan({"model": {"name": FLASH}, "gpu": {"type": "H100-80GB"}})
+    v25 = _plan({"model": {"name": V25}, "gpu": {"type": "H100-80GB"}})
     assert isinstance(flash, Plan) and isinstance(v25, Plan)
-    assert flash.tensor_parallel == v25.tensor_parallel == 4
+    assert flash.tensor_parallel == v25.tensor_parallel == 8
     assert flash.validated and not v25.validated
-    assert f"no public run of {V25}" in v25.validation
+    assert "no public run uses this layout" in v25.validation
+    # MiMo-V2.5 on 4x H200 at TP4 is its own vLLM recipe's verified run, at the context vLLM's `auto`
+    # reaches (the checkpoint's 1M), which MiMo-V2-Flash's recipe ("max is 128k") does not claim.
+    for context in (131072, 1048576):
+        own = _plan(
+            {"model": {"name": V25}, "gpu": {"type": "H200-141GB"}, "context": {"maxModelLen": context}}
+        )
+        assert isinstance(own, Plan) and own.validated and "MiMo-V2.5*.yaml" in own.validation
+    long_flash = _plan(
+        {"model": {"name": FLASH}, "gpu": {"type": "H200-141GB"}, "context": {"maxModelLen": 262144}}
+    )
+    assert isinstance(long_flash, Plan) and not long_flash.validated
+    assert "above the recipe's stated maximum of 128K" in long_flash.validation
     # MiMo-V2.5-Pro on one B200 node at TP8 is the SGLang cookbook's verified run.
     pro = _plan({"model": {"name": PRO}, "gpu": {"type": "B200-192GB"}})
     assert isinstance(pro, Plan) and pro.validated and "SGLang cookbook" in pro.validation
@@ -388,3 +401,68 @@ def test_the_planner_s_notes_reach_status_plan() -> None:
     assert isinstance(plan, Plan)
     notes = plan_status(plan, "0123456789").notes
     assert any("21d1ecfecd7b" in note and "spec.model.revision" in note for note in notes)
+
+
+# --- plans beside the public deployments of the family ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicRun:
+    """A published deployment: how many GPUs of a kind one copy of the model ran on, and over how many
+    ranks one attention layer was split (SGLang with DP attention: tp / dp)."""
+
+    source: str
+    model: str
+    gpu: str
+    gpus: int
+    attention_tp: int
+    context: int | None = None
+
+
+# Sources with commits: models/checkpoints/README.md, "Public deployments".
+_SGLANG = "SGLang cookbook, MiMo-V2.5 page (mimo-v25-deployment.jsx)"
+_RECIPES = "vLLM recipes (vllm-project/recipes models/XiaomiMiMo/*.yaml)"
+PUBLIC_RUNS = [
+    PublicRun(f"{_SGLANG}: H200 tp=8, dp=2", V25, "H200-141GB", 8, 4),
+    PublicRun(f"{_SGLANG}: H100 tp=8, dp=2", V25, "H100-80GB", 8, 4),
+    PublicRun(f"{_SGLANG}: B200 tp=4, dp=1", V25, "B200-192GB", 4, 4),
+    PublicRun(f"{_SGLANG}: V2.5-Pro H200 tp=16, 2 nodes, dp=2", PRO, "H200-141GB", 16, 8),
+    PublicRun(f"{_SGLANG}: V2.5-Pro H100 tp=16, 2 nodes, dp=2", PRO, "H100-80GB", 16, 8),
+    PublicRun(f"{_SGLANG}: V2.5-Pro B200 tp=8, single node", PRO, "B200-192GB", 8, 8),
+    PublicRun(f"{_RECIPES}: MiMo-V2.5, 4x H200 TP4, 1M context", V25, "H200-141GB", 4, 4, 1048576),
+    PublicRun(f"{_RECIPES}: MiMo-V2.5-Pro, 8x H200 TP8", PRO, "H200-141GB", 8, 8),
+    PublicRun(f"{_RECIPES}: MiMo-V2-Flash, 4x H200 TP4", FLASH, "H200-141GB", 4, 4),
+    PublicRun(
+        "Modal example: MiMo-V2.5 on H200:4, TP4, --max-model-len 32768", V25, "H200-141GB", 4, 4, 32768
+    ),
+    PublicRun("Baseten: MiMo-V2.5 FP8 on B200 x 4, context 1M", V25, "B200-192GB", 4, 4, 1048576),
+]
+
+
+@pytest.mark.parametrize(
+    "run", PUBLIC_RUNS, ids=[f"{r.model.rsplit('/', 1)[1]}-{r.gpu}-{r.gpus}" for r in PUBLIC_RUNS]
+)
+def test_plans_beside_public_deployments(run: PublicRun) -> None:
+    context = {"context": {"maxModelLen": run.context}} if run.context else {}
+    ours = _plan({"model": {"name": run.model}, "gpu": {"type": run.gpu}, **context})
+    assert isinstance(ours, Plan), ours
+    # Never more GPUs than a run that works, and their deployment is whole copies of ours.
+    assert ours.gpus_per_replica <= run.gpus and run.gpus % ours.gpus_per_replica == 0, run.source
+    if ours.gpus_per_replica == run.gpus:
+        return
+    # Where we use fewer: the planner takes the fewest GPUs that hold the weights and one request of
+    # the context (README "How the planner decides"); the public run spends the rest on KV room or on
+    # data-parallel copies. Pinned to their GPU count, the plan is feasible too and holds more KV, so
+    # the difference is capacity, not a layout that would fail.
+    nodes = -(-run.gpus // GPU_CATALOG[run.gpu].default_per_node)
+    pinned = _plan(
+        {
+            "model": {"name": run.model},
+            "gpu": {"type": run.gpu},
+            "parallelism": {"tensor": run.gpus // nodes, "pipeline": nodes},
+            **context,
+        }
+    )
+    assert isinstance(pinned, Plan), (run.source, pinned)
+    assert pinned.gpus_per_replica == run.gpus
+    assert pinned.kv_cache_tokens * pinned.data_parallel > ours.kv_cache_tokens, run.source

@@ -131,6 +131,11 @@ def _fixture(name: str) -> dict[str, Any]:
     return data
 
 
+def published_config(name: str) -> dict[str, Any]:
+    """The config.json fixture of a known checkpoint (KeyError for unknown names)."""
+    return _fixture(KNOWN_CHECKPOINTS[name].config_fixture)
+
+
 def index_total_size(fixture: str) -> int | None:
     """metadata.total_size of a stored index fixture (None when the index was not found)."""
     try:

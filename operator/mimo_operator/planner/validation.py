@@ -27,6 +27,12 @@ SGLANG_README = "SGLang launch command in the MiMo-V2-Flash README (github.com/X
 SGLANG_COOKBOOK_V25 = "SGLang cookbook, MiMo-V2.5 page (docs.sglang.io)"
 # The recipe's "max is 128k": the longest context any public vLLM run of this model claims.
 RECIPE_MAX_MODEL_LEN = 131072
+# The vLLM recipes of the MiMo-V2.5 family (vllm-project/recipes at 8959cf64,
+# models/XiaomiMiMo/MiMo-V2.5.yaml and MiMo-V2.5-Pro.yaml): `vllm serve XiaomiMiMo/MiMo-V2.5
+# --tensor-parallel-size 4 ... --max-model-len auto` on "4x H200 (TP4)" (marked verified on h200), and
+# MiMo-V2.5-Pro with `--tensor-parallel-size 8` on "8x H200 with TP8". `--max-model-len auto` lets
+# vLLM take the longest context its KV cache holds, up to the checkpoint's 1,048,576.
+VLLM_RECIPES_V25 = "vLLM recipes (github.com/vllm-project/recipes, models/XiaomiMiMo/MiMo-V2.5*.yaml)"
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class PublicRun:
     engine: str = "vLLM"
     # The checkpoint it ran: a MiMo-V2-Flash run says nothing about MiMo-V2.5 or V2.5-Pro.
     model: str = "XiaomiMiMo/MiMo-V2-Flash"
+    # The longest --max-model-len the source claims; None: `auto`, whatever the KV cache holds.
+    max_model_len: int | None = RECIPE_MAX_MODEL_LEN
 
 
 PUBLIC_RUNS: tuple[PublicRun, ...] = (
@@ -78,6 +86,26 @@ PUBLIC_RUNS: tuple[PublicRun, ...] = (
         engine="SGLang",
         model="XiaomiMiMo/MiMo-V2.5-Pro",
     ),
+    PublicRun(
+        VLLM_RECIPES_V25,
+        "vLLM recipe",
+        frozenset({"H200-141GB"}),
+        tensor=4,
+        data=1,
+        expert=False,
+        model="XiaomiMiMo/MiMo-V2.5",
+        max_model_len=None,
+    ),
+    PublicRun(
+        VLLM_RECIPES_V25,
+        "vLLM recipe",
+        frozenset({"H200-141GB"}),
+        tensor=8,
+        data=1,
+        expert=False,
+        model="XiaomiMiMo/MiMo-V2.5-Pro",
+        max_model_len=None,
+    ),
 )
 
 
@@ -108,8 +136,6 @@ def validation_for(
         differences.append(f"{precision} weights (public runs use the official fp8 checkpoint)")
     if kv_cache_dtype != "auto":
         differences.append("fp8 KV cache (public runs keep the bf16 default)")
-    if max_model_len > RECIPE_MAX_MODEL_LEN:
-        differences.append(f"max-model-len {max_model_len} above the recipe's stated maximum of 128K")
     if mtp:
         differences.append("MTP speculative decoding (the vLLM recipe lists MTP as TODO)")
     if not hybrid_kv_cache:
@@ -122,6 +148,13 @@ def validation_for(
         and (run.tensor, run.data, run.expert) == (tensor, data, expert)
     ]
     matching = [run for run in layout_runs if gpu.key in run.gpus]
+    # The context the closest runs claim: those of this layout and GPU, else any of this model.
+    claims = [run.max_model_len for run in matching or [r for r in PUBLIC_RUNS if r.model == model]]
+    if claims and None not in claims and max_model_len > max(c for c in claims if c is not None):
+        longest = max(c for c in claims if c is not None)
+        differences.insert(
+            0, f"max-model-len {max_model_len} above the recipe's stated maximum of {longest // 1024}K"
+        )
     if not any(run.model == model for run in PUBLIC_RUNS):
         differences.insert(0, f"no public run of {model} is recorded")
     elif not matching:
