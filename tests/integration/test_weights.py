@@ -114,3 +114,42 @@ def test_the_api_server_refuses_cache_specs_that_cannot_work(
             "-n", namespace, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(body), check=False
         )
         assert proc.returncode != 0 and expected in proc.stderr, (cache, proc.stderr)
+
+
+def test_a_download_job_the_cluster_refuses_a_pod_is_named_in_the_status(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    # A quota that admits no pod: the Job controller cannot create the fetcher and retries quietly
+    # (only an Event says why, which the operator may not read). The deployment must not sit in an
+    # unexplained "Downloading".
+    weights_pvc(sandbox, namespace)
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-pods"},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(quota))
+    wait_for(
+        lambda: (
+            "pods"
+            in (
+                get_json(sandbox, "-n", namespace, "get", "resourcequota", "no-pods").get("status") or {}
+            ).get("hard", {})
+        ),
+        timeout=30,
+        description="the quota observed by the quota controller",
+    )
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-fp8-h100.yaml"))
+
+    def explained() -> Any:
+        obj = _mimo(sandbox, namespace, "mimo-fp8-h100")
+        cond = _condition(obj, "WeightsReady")
+        return obj if cond and cond["reason"] == "DownloadPodNotCreated" else NotYet(obj.get("status"))
+
+    # The grace minute, then at most one more look (the operator re-checks a waiting download each minute).
+    obj = wait_for(explained, timeout=150, description="WeightsReady=False, DownloadPodNotCreated")
+    (job,) = _items(sandbox, namespace, "jobs")
+    assert f"kubectl describe job {job['metadata']['name']}" in _condition(obj, "WeightsReady")["message"]
+    assert obj["status"]["phase"] == "Downloading"
+    assert _items(sandbox, namespace, "pods") == [] and _items(sandbox, namespace, "statefulsets") == []

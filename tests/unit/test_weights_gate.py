@@ -1,5 +1,6 @@
 """What the download Job's end means for the deployment: WeightsReady, the phase, one sentence."""
 
+import datetime
 import json
 from typing import Any
 
@@ -115,3 +116,31 @@ def test_a_fetchers_report_reaches_the_status_as_progress() -> None:
     assert gate.state == "Downloading"
     assert gate.weights.progress == "25% ETA 1m"
     assert gate.weights.bytes_per_second == 10
+
+
+def _running(created: str, **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"creationTimestamp": created},
+        "status": status,
+    }
+
+
+def test_a_job_that_created_no_pod_for_a_minute_says_the_cluster_refuses_it() -> None:
+    now = datetime.datetime(2026, 12, 2, 15, 0, 0, tzinfo=datetime.UTC)
+    refused = weights_gate(_md(), RenderConfig(), "w-1", _running("2026-12-02T14:58:30Z"), None, now)
+    cond = next(
+        c for c in refused.apply(MimoDeploymentStatus(), NOW, 1).conditions if c.type == "WeightsReady"
+    )
+    assert (cond.status, cond.reason) == ("False", "DownloadPodNotCreated")
+    assert "no pod in 90 s" in cond.message and "kubectl describe job w-1" in cond.message
+    assert refused.state == "Downloading" and not refused.announces_failure  # the Job keeps trying
+    # Within the first minute, or with a pod of it counted (even one that failed), it is downloading.
+    for job in (
+        _running("2026-12-02T14:59:30Z"),
+        _running("2026-12-02T14:50:00Z", active=1),
+        _running("2026-12-02T14:50:00Z", failed=1),
+        _running("2026-12-02T14:50:00Z", uncountedTerminatedPods={"failed": ["uid"]}),
+    ):
+        assert weights_gate(_md(), RenderConfig(), "w-1", job, None, now).reason == "Downloading", job

@@ -22,7 +22,7 @@ from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid,
 from mimo_operator.api.policy import REASON as POLICY_REASON
 from mimo_operator.api.policy import AuthorPolicy
 from mimo_operator.handlers import events
-from mimo_operator.handlers.weights import gate_on_weights
+from mimo_operator.handlers.weights import POD_CREATION_GRACE_SECONDS, gate_on_weights
 from mimo_operator.kube.cache import ChildCache
 from mimo_operator.kube.children import (
     ChildRejected,
@@ -292,6 +292,10 @@ async def reconcile(
         replicas=new.replicas or 0,
         ready_replicas=new.ready_replicas or 0,
         startup_budget_seconds=startup_budget_seconds(md, plan, config),
+        # A download that has not started changes nothing the watch sees: look again, to say so.
+        retry_after=POD_CREATION_GRACE_SECONDS
+        if weights is not None and weights.state == "Downloading"
+        else None,
     )
     announcements = events.serving_announcements(old, new, plan.summary, POD_PROBLEM_REASONS)
     if weights is not None and weights.announces_failure:

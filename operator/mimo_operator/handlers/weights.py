@@ -10,6 +10,7 @@ fetcher's own sentence, never as a crash loop of vLLM pods.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 _EXIT_CODE = re.compile(r"exit code (\d+)")
 
 State = Literal["Ready", "Downloading", "Failed"]
+
+# How long a download Job may exist without any pod before the deployment says why it waits. The Job
+# controller creates its pod within seconds; one it cannot create (a ResourceQuota, Pod Security
+# admission, a missing ServiceAccount) it retries quietly, which the status would otherwise show as an
+# endless "Downloading". Also how often such a deployment is looked at again.
+POD_CREATION_GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -99,14 +106,31 @@ def progress_text(report: dict[str, Any]) -> str | None:
     return text
 
 
+def pod_missing_for(job: dict[str, Any], now: datetime.datetime) -> float | None:
+    """Seconds a running Job has existed without any pod of it counted (active, ready, succeeded,
+    failed or terminating); None when it has one, or has ended."""
+    status = job.get("status") or {}
+    if status.get("conditions") and any(c.get("status") == "True" for c in status["conditions"]):
+        return None
+    counted = ("active", "ready", "succeeded", "failed", "terminating")
+    if any(status.get(key) for key in counted) or (status.get("uncountedTerminatedPods") or {}):
+        return None
+    created = (job.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return None
+    since = datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    return (now - since).total_seconds()
+
+
 def weights_gate(
     md: MimoDeployment,
     config: RenderConfig,
     job_name: str,
     live_job: dict[str, Any] | None,
     report: dict[str, Any] | None,
+    now: datetime.datetime | None = None,
 ) -> WeightsGate:
-    """What the Job's state means for the deployment (pure)."""
+    """What the Job's state means for the deployment (pure; `now` judges a Job that has no pod)."""
     report = report or {}
     weights = WeightsStatus(
         progress=progress_text(report),
@@ -124,6 +148,16 @@ def weights_gate(
             "Ready", "Complete", f"{md.spec.model.name}@{weights.revision}{sha} verified", weights
         )
     failed = _condition(live_job, "Failed") if live_job is not None else None
+    missing = pod_missing_for(live_job, now) if live_job is not None and now is not None else None
+    if failed is None and missing is not None and missing >= POD_CREATION_GRACE_SECONDS:
+        return WeightsGate(
+            "Downloading",
+            "DownloadPodNotCreated",
+            f"Job {job_name} has created no pod in {int(missing)} s: the cluster refuses it (a "
+            "ResourceQuota, Pod Security admission, or a missing ServiceAccount); `kubectl describe job "
+            f"{job_name}` shows the cause, and the download starts once it is fixed",
+            weights,
+        )
     if failed is None:
         return WeightsGate(
             "Downloading",
@@ -163,7 +197,7 @@ async def gate_on_weights(
         # Only an ended pod has a termination message: progress while it runs would need pods/log,
         # which the operator is deliberately not granted (logs of every pod in the namespace).
         report = final_report(pods)
-    gate = weights_gate(md, config, name, live_job, report)
+    gate = weights_gate(md, config, name, live_job, report, datetime.datetime.now(datetime.UTC))
     if gate.state == "Ready":
         return desired, gate
     if any(key[1] == "StatefulSet" for key in live):
