@@ -6,6 +6,7 @@ gating, status); the fetcher itself is tested as a real process in tests/fetcher
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -153,3 +154,98 @@ def test_a_download_job_the_cluster_refuses_a_pod_is_named_in_the_status(
     assert f"kubectl describe job {job['metadata']['name']}" in _condition(obj, "WeightsReady")["message"]
     assert obj["status"]["phase"] == "Downloading"
     assert _items(sandbox, namespace, "pods") == [] and _items(sandbox, namespace, "statefulsets") == []
+
+
+def _quota(sandbox: Sandbox, ns: str, pods: int) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "pods"},
+        "spec": {"hard": {"pods": str(pods)}},
+    }
+    sandbox.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(body))
+    wait_for(
+        lambda: (
+            (get_json(sandbox, "-n", ns, "get", "resourcequota", "pods").get("status") or {})
+            .get("hard", {})
+            .get("pods")
+            == str(pods)
+        ),
+        timeout=30,
+        description="the quota observed by the quota controller",
+    )
+
+
+def test_a_new_revision_downloads_while_the_old_keeps_serving_then_rolls_over(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    name = "mimo-fp8-h100"
+    weights_pvc(sandbox, namespace)
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / f"{name}.yaml"))
+    wait_for(
+        lambda: _mimo(sandbox, namespace, name).get("status", {}).get("phase") == "Ready",
+        timeout=90,
+        description="Ready on the first revision",
+    )
+    (sts,) = _items(sandbox, namespace, "statefulsets")
+    old_path, old_generation = (
+        sts["spec"]["template"]["spec"]["containers"][0]["args"][0],
+        sts["metadata"]["generation"],
+    )
+    # kwok completes a Job's pod at once; a quota with no room for one more pod keeps the new download
+    # waiting, as a slow 313 GB download would.
+    _quota(sandbox, namespace, pods=1)
+    new_revision = "fedcba9876543210fedcba9876543210fedcba98"
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "mimo",
+        name,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"model": {"revision": new_revision}}}),
+    )
+
+    def waiting() -> Any:
+        obj = _mimo(sandbox, namespace, name)
+        status = obj.get("status", {})
+        progressing = _condition(obj, "Progressing")
+        if (
+            status.get("observedGeneration") == obj["metadata"]["generation"]
+            and progressing
+            and progressing["reason"] == "WaitingForWeights"
+        ):
+            return obj
+        return NotYet(status)
+
+    obj = wait_for(waiting, timeout=60, description="the new revision's download awaited")
+    assert obj["status"]["phase"] == "Ready" and _condition(obj, "Ready")["status"] == "True"
+    assert _condition(obj, "WeightsReady")["status"] == "False"
+    assert new_revision in obj["status"]["weights"]["location"]
+    # The running StatefulSet is untouched: same generation, still the old directory.
+    (sts,) = _items(sandbox, namespace, "statefulsets")
+    assert sts["metadata"]["generation"] == old_generation
+    assert sts["spec"]["template"]["spec"]["containers"][0]["args"][0] == old_path
+
+    # Room again; the waiting Job (the Job controller backs off its retries) is deleted and made anew.
+    sandbox.kubectl("-n", namespace, "delete", "resourcequota", "pods")
+    jobs = [
+        j["metadata"]["name"]
+        for j in _items(sandbox, namespace, "jobs")
+        if not j.get("status", {}).get("succeeded")
+    ]
+    sandbox.kubectl("-n", namespace, "delete", "job", *jobs, "--wait=false")
+
+    def rolled() -> Any:
+        (sts,) = _items(sandbox, namespace, "statefulsets")
+        path = sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        obj = _mimo(sandbox, namespace, name)
+        done = new_revision in path and obj.get("status", {}).get("phase") == "Ready"
+        return obj if done else NotYet((path, obj.get("status", {}).get("phase")))
+
+    obj = wait_for(rolled, timeout=120, description="rolled over onto the new revision")
+    assert (_condition(obj, "WeightsReady")["status"], _condition(obj, "Progressing")["reason"]) == (
+        "True",
+        "Complete",
+    )

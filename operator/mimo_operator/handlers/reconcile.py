@@ -18,7 +18,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from mimo_operator.api import MimoDeployment, MimoDeploymentStatus, SpecInvalid, parse_mimo_deployment
+from mimo_operator.api import (
+    MimoDeployment,
+    MimoDeploymentStatus,
+    SpecInvalid,
+    constants,
+    parse_mimo_deployment,
+)
 from mimo_operator.api.policy import REASON as POLICY_REASON
 from mimo_operator.api.policy import AuthorPolicy
 from mimo_operator.handlers import events
@@ -264,7 +270,8 @@ async def reconcile(
 
     # Apply what differs, prune what is no longer wanted.
     try:
-        sync = await sync_children(client, owner, desired, live, field_manager)
+        kept = weights.kept if weights is not None else ()
+        sync = await sync_children(client, owner, desired, live, field_manager, keep=kept)
     except ChildRejected as exc:
         return await _fail(client, body, old, "ChildRejected", str(exc))
     except ApiError as exc:
@@ -274,9 +281,14 @@ async def reconcile(
         return await _fail(client, body, old, reason, message, REFUSAL_RECHECK_SECONDS)
 
     # Status from what the server returned, announced before it is written.
-    expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet")
+    expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet") + len(kept)
+    # StatefulSets kept serving while new weights download are judged against their own plan: they
+    # are not rolling yet (the WeightsReady and Progressing conditions say what they wait for).
+    judged = digest
+    if weights is not None and weights.kept_serving and sync.statefulsets:
+        judged = sync.statefulsets[0]["metadata"].get("labels", {}).get(constants.LABEL_PLAN_HASH, digest)
     new = await _serving_status(
-        client, md, plan, digest, sync.statefulsets, expected, sync.autoscaler, config, owner
+        client, md, plan, judged, sync.statefulsets, expected, sync.autoscaler, config, owner
     )
     if weights is not None:
         new = weights.apply(new, utcnow(), md.metadata.generation)

@@ -48,6 +48,13 @@ class WeightsGate:
     weights: WeightsStatus
     holding: bool = False
     """The StatefulSets were left out of this reconcile's desired children."""
+    kept: tuple[tuple[str, str, str], ...] = ()
+    """Running StatefulSets to keep exactly as they are (serving the weights they have) rather than
+    roll onto weights that are not complete: neither applied nor pruned by this reconcile."""
+
+    @property
+    def kept_serving(self) -> bool:
+        return bool(self.kept)
 
     def apply(self, status: MimoDeploymentStatus, now: str, generation: int | None) -> MimoDeploymentStatus:
         """The status with the weights, the WeightsReady condition, and the phase while held back."""
@@ -60,6 +67,17 @@ class WeightsGate:
             now,
             generation,
         )
+        if self.kept_serving and self.state != "Ready":
+            conditions = set_condition(
+                conditions,
+                "Progressing",
+                True,
+                "WaitingForWeights",
+                f"the running pods keep serving the weights they have; {self.message.rstrip('.')}; "
+                "they roll over once it is complete",
+                now,
+                generation,
+            )
         update: dict[str, Any] = {"weights": self.weights, "conditions": conditions}
         if self.holding:
             update["phase"] = "Failed" if self.state == "Failed" else "Downloading"
@@ -201,7 +219,12 @@ async def gate_on_weights(
     if gate.state == "Ready":
         return desired, gate
     if any(key[1] == "StatefulSet" for key in live):
-        # Already serving (a new revision is on its way): never take running replicas down for it.
-        return desired, gate
+        # Already serving, and the weights the spec now names are not complete (a new revision on its
+        # way, or its download failed): the running StatefulSets stay exactly as they are, serving the
+        # weights they have; applied now, they would roll onto a directory that is not there yet. A
+        # StatefulSet that does not exist yet (a replica added meanwhile) waits for the weights too.
+        kept = tuple(key for key in live if key[1] == "StatefulSet")
+        others = [obj for obj in desired if obj["kind"] != "StatefulSet"]
+        return others, WeightsGate(gate.state, gate.reason, gate.message, gate.weights, kept=kept)
     held = [obj for obj in desired if obj["kind"] != "StatefulSet"]
     return held, WeightsGate(gate.state, gate.reason, gate.message, gate.weights, holding=True)

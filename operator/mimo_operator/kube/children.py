@@ -3,7 +3,7 @@ longer wanted, and never touch an object of the same name that someone else owns
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,11 +97,16 @@ async def sync_children(
     desired: Sequence[dict[str, Any]],
     live: dict[tuple[str, str, str], dict[str, Any]],
     field_manager: str,
+    keep: Collection[tuple[str, str, str]] = (),
 ) -> SyncResult:
     """Apply what differs and prune the rest; a child the API server refuses raises ChildRejected
-    before anything is written, so a bad spec never leaves a half-made deployment behind."""
+    before anything is written, so a bad spec never leaves a half-made deployment behind. Children
+    in `keep` stay exactly as they are (neither applied nor pruned) and are reported as they are."""
     result = SyncResult()
-    wanted = {_key(obj) for obj in desired}
+    for key in keep:
+        if key in live and key[1] == "StatefulSet":
+            result.statefulsets.append(live[key])
+    wanted = {_key(obj) for obj in desired} | set(keep)
     changed = [obj for obj in desired if not up_to_date(live.get(_key(obj)), obj, field_manager)]
     changed_keys = {_key(obj) for obj in changed}
     for obj in changed:
