@@ -1,10 +1,12 @@
 """How the fetcher tells the world how far it is, without any access to the Kubernetes API.
 
-Three outlets, all read-only for the operator:
-- one JSON line per interval on stdout: the operator reads the last line of the Job pod's log
-  (`pods/log`, which it may read; the fetcher pod mounts no service-account token at all);
+Three outlets, none of which needs credentials in the fetcher pod (it mounts no service-account token):
+- one JSON line per interval on stdout, for a person (`kubectl logs job/<job>`); the operator does not
+  read it, because `pods/log` cannot be granted for the Job's pods alone and the operator is
+  deliberately not allowed the logs of every pod in the namespace;
 - the pod's termination message (`/dev/termination-log`): the final line, with the failure reason,
-  kept by the kubelet in the pod status after the container ends, even when logs are gone;
+  kept by the kubelet in the pod status after the container ends, even when logs are gone; this is
+  what the operator reads (it lists pods);
 - `progress.json` in the weights volume, for a person with a shell and for the next fetcher run.
 A ConfigMap or an annotation written by the fetcher would need API credentials in the pod that moves
 hundreds of gigabytes from the internet; the three outlets above need none.
