@@ -25,7 +25,8 @@ CHART = REPO / "charts" / "mimo-operator"
 EXAMPLES = REPO / "examples"
 # The chart's default opt-in label for the cluster-wide operator's write scope (templates/write-scope.yaml).
 _OPT_IN = yaml.safe_load((CHART / "values.yaml").read_text())["rbac"]["writeScope"]["optInLabel"]
-OPT_IN_LABEL = f"{_OPT_IN['key']}={_OPT_IN['value']}"
+OPT_IN_KEY = _OPT_IN["key"]
+OPT_IN_LABEL = f"{OPT_IN_KEY}={_OPT_IN['value']}"
 
 
 def helm(sandbox: Sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.e2e.conftest import (
     CHART,
     EXAMPLES,
+    OPT_IN_KEY,
     OPT_IN_LABEL,
     ChartOperator,
     get_json,
@@ -261,7 +262,7 @@ def test_cluster_wide_operator_writes_only_in_namespaces_that_opted_in(
     tmp_path: Path,
 ) -> None:
     work = workload_namespace
-    sandbox.kubectl("label", "namespace", work, f"{OPT_IN_LABEL.split('=')[0]}-")  # not opted in (yet)
+    sandbox.kubectl("label", "namespace", work, f"{OPT_IN_KEY}-")  # not opted in (yet)
     release = install_chart()
     _operator_pod_admitted(sandbox, namespace, release)
     kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
@@ -279,7 +280,7 @@ def test_cluster_wide_operator_writes_only_in_namespaces_that_opted_in(
     try:
         assert _probe_service(sandbox, kubeconfig, "kube-system").returncode != 0
     finally:
-        sandbox.kubectl("label", "namespace", "kube-system", f"{OPT_IN_LABEL.split('=')[0]}-")
+        sandbox.kubectl("label", "namespace", "kube-system", f"{OPT_IN_KEY}-")
     assert _probe_service(sandbox, sandbox.kubeconfig, work).returncode == 0
 
     operator = ChartOperator(sandbox, namespace, release, kubeconfig, tmp_path / "operator.log").start()

@@ -3,6 +3,7 @@ RBAC modes, the schema refusing typos and wrong types, and the CRD it installs b
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,7 @@ def test_cluster_wide_writes_are_scoped_by_an_admission_policy_on_the_operators_
     # Only the ServiceAccount the ClusterRole is bound to; nobody else's writes are evaluated.
     (subject,) = find(docs, "ClusterRoleBinding")[0]["subjects"]
     account = f"system:serviceaccount:{subject['namespace']}:{subject['name']}"
-    assert spec["matchConditions"][0]["expression"] == f"request.userInfo.username == {account!r}".replace(
-        "'", '"'
-    )
+    assert spec["matchConditions"][0]["expression"] == f"request.userInfo.username == {json.dumps(account)}"
     protected, opt_in = spec["validations"]
     assert '["kube-system","kube-public","kube-node-lease"]' in protected["expression"]
     assert '"serving.mimo.dev/operator"' in opt_in["expression"] and '== "enabled"' in opt_in["expression"]

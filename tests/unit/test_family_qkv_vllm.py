@@ -29,10 +29,6 @@ FUSED = [
 ]
 
 
-def _config(name: str) -> dict[str, Any]:
-    return published_config(name)
-
-
 def _planned_tensor_sizes(name: str) -> set[int]:
     """The TP of the default plan, and of a 1M-token plan, on every GPU type that can hold the model."""
     sizes = set()
@@ -45,7 +41,7 @@ def _planned_tensor_sizes(name: str) -> set[int]:
 
 
 def _cases(name: str, tensor_sizes: set[int]) -> list[tuple[str, dict[str, Any]]]:
-    config = _config(name)
+    config = published_config(name)
     keys = {
         "full": ("num_attention_heads", "num_key_value_heads", "head_dim", "v_head_dim"),
         "sliding": ("swa_num_attention_heads", "swa_num_key_value_heads", "swa_head_dim", "swa_v_head_dim"),
@@ -71,9 +67,11 @@ def _cases(name: str, tensor_sizes: set[int]) -> list[tuple[str, dict[str, Any]]
 
 def test_only_v2_flash_stores_q_k_and_v_apart() -> None:
     """Which checkpoints the fused-QKV question applies to, from their own config.json."""
-    layouts = {name: _config(name).get("attention_projection_layout", "split") for name in KNOWN_CHECKPOINTS}
+    layouts = {
+        name: published_config(name).get("attention_projection_layout", "split") for name in KNOWN_CHECKPOINTS
+    }
     assert {name for name, layout in layouts.items() if layout == "fused_qkv"} == set(FUSED)
-    assert all("weight_block_size" in _config(name)["quantization_config"] for name in FUSED)
+    assert all("weight_block_size" in published_config(name)["quantization_config"] for name in FUSED)
 
 
 @pytest.fixture(scope="module")

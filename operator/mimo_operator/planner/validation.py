@@ -150,8 +150,8 @@ def validation_for(
     matching = [run for run in layout_runs if gpu.key in run.gpus]
     # The context the closest runs claim: those of this layout and GPU, else any of this model.
     claims = [run.max_model_len for run in matching or [r for r in PUBLIC_RUNS if r.model == model]]
-    if claims and None not in claims and max_model_len > max(c for c in claims if c is not None):
-        longest = max(c for c in claims if c is not None)
+    stated = [claim for claim in claims if claim is not None]  # None: `auto`, no ceiling
+    if stated and len(stated) == len(claims) and max_model_len > (longest := max(stated)):
         differences.insert(
             0, f"max-model-len {max_model_len} above the recipe's stated maximum of {longest // 1024}K"
         )
