@@ -18,9 +18,16 @@ from mimo_operator.models.checkpoint import (
     CheckpointConfigError,
     CheckpointSource,
     checkpoint_precision,
+    planning_config,
     profile_from_config,
 )
-from mimo_operator.models.family import KNOWN_CHECKPOINTS, index_total_size, known_profile
+from mimo_operator.models.family import (
+    KNOWN_CHECKPOINTS,
+    index_total_size,
+    known_profile,
+    published_config,
+    traits_for_architecture,
+)
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.models.mimo_v2_flash import MIMO_V2_FLASH
 from mimo_operator.models.profile import (
@@ -270,3 +277,15 @@ def test_mtp_blocks_declared_in_config_win() -> None:
     assert profile_from_config(config, CheckpointSource("x", mtp_layers=3)).mtp_blocks == 1
     del config["num_nextn_predict_layers"]
     assert profile_from_config(config, CheckpointSource("x")).mtp_blocks == 0
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_CHECKPOINTS))
+def test_the_planning_subset_plans_as_the_whole_config(name: str) -> None:
+    # What a download Job reports of a fine-tune's config.json is this subset: it must give the same
+    # profile and serving traits as the file itself, and be a fraction of it.
+    whole = published_config(name)
+    subset = planning_config(whole)
+    source = CheckpointSource(name="example/fine-tune")
+    assert profile_from_config(subset, source) == profile_from_config(whole, source)
+    assert traits_for_architecture(subset) == traits_for_architecture(whole)
+    assert set(subset) < set(whole)

@@ -33,6 +33,51 @@ SUPPORTED_ARCHITECTURES = ("MiMoV2FlashForCausalLM", "MiMoV2ForCausalLM", "MiMoV
 _FP8_BLOCK = [128, 128]
 
 
+# Every top-level key of config.json this module and models/family.py read (the encoders' configs
+# only for their presence). A fine-tune's config travels from the download Job to the operator as this
+# subset (the pod's termination message holds 4096 bytes); tests/unit/test_checkpoint.py checks that
+# the subset plans exactly as the whole file does, so a key read later must be listed here.
+PLANNING_KEYS = (
+    "architectures",
+    "num_hidden_layers",
+    "hidden_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "hybrid_layer_pattern",
+    "moe_layer_freq",
+    "sliding_window",
+    "sliding_window_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "v_head_dim",
+    "swa_num_attention_heads",
+    "swa_num_key_value_heads",
+    "swa_head_dim",
+    "swa_v_head_dim",
+    "n_routed_experts",
+    "num_experts_per_tok",
+    "moe_intermediate_size",
+    "intermediate_size",
+    "n_shared_experts",
+    "num_nextn_predict_layers",
+    "quantization_config",
+    "vision_config",
+    "audio_config",
+)
+# Of the encoders' configs the planner needs only that they are there (family.traits_for_architecture).
+_PRESENCE_ONLY = ("vision_config", "audio_config")
+
+
+def planning_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a config.json the planner reads: plans the same as the whole file, and is small."""
+    subset = {key: config[key] for key in PLANNING_KEYS if key in config}
+    for key in _PRESENCE_ONLY:
+        if key in subset:
+            subset[key] = {}
+    return subset
+
+
 class CheckpointConfigError(ValueError):
     """config.json cannot be planned: `key` names the field that is missing or not understood."""
 
