@@ -26,6 +26,8 @@ from random import Random
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mimo_operator.models.family import published_config
+
 CHUNK = 64 * 1024
 
 
@@ -58,7 +60,15 @@ def safetensors_like(seed: int, n_bytes: int) -> bytes:
     return struct.pack("<Q", len(header_bytes)) + header_bytes + data
 
 
-def generated_repo(shard_mib: tuple[int, ...] = (3, 3, 3)) -> list[RepoFile]:
+def fine_tune_config() -> dict[str, Any]:
+    """The config.json of a fine-tune built like MiMo-V2.5 (its published config under another name),
+    as a fine-tune's repository would carry it."""
+    return {**published_config("XiaomiMiMo/MiMo-V2.5"), "_name_or_path": "example/mimo-v2.5-fine-tune"}
+
+
+def generated_repo(
+    shard_mib: tuple[int, ...] = (3, 3, 3), config: dict[str, Any] | None = None
+) -> list[RepoFile]:
     """Safetensors-like shards of the given sizes, an index and a config: a checkpoint in miniature."""
     n = len(shard_mib)
     files = [
@@ -67,7 +77,8 @@ def generated_repo(shard_mib: tuple[int, ...] = (3, 3, 3)) -> list[RepoFile]:
     ]
     index = {"weight_map": {f"layer{i}.w": f.name for i, f in enumerate(files)}}
     files.append(RepoFile("model.safetensors.index.json", json.dumps(index).encode(), lfs=False))
-    files.append(RepoFile("config.json", b'{"model_type": "mimo_v2_flash"}', lfs=False))
+    config_text = json.dumps(config if config is not None else fine_tune_config(), indent=2)
+    files.append(RepoFile("config.json", config_text.encode(), lfs=False))
     return files
 
 

@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
+from mimo_operator.fetcher.config_report import decode_config
 from mimo_operator.fetcher.outcome import FailureKind
-from tests.fetcher.hub_server import LocalHub, generated_repo
+from mimo_operator.models.checkpoint import planning_config
+from tests.fetcher.hub_server import LocalHub, fine_tune_config, generated_repo
 
 REPO = "XiaomiMiMo/MiMo-V2-Flash"
 TOKEN = "hf_test_token_with_access"
@@ -110,6 +112,8 @@ def test_full_download_pins_the_commit_and_verifies_every_file(hub: LocalHub, tm
     assert sum(hub.bytes_sent.values()) == hub.total_bytes
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert lines[-1] == run.final
+    # The planner's part of the checkpoint's own config.json, for a fine-tune planned from it.
+    assert decode_config(run.final["config"]) == planning_config(fine_tune_config())
 
 
 def test_a_second_run_on_a_complete_copy_fetches_nothing(hub: LocalHub, tmp_path: Path) -> None:
@@ -122,6 +126,20 @@ def test_a_second_run_on_a_complete_copy_fetches_nothing(hub: LocalHub, tmp_path
     assert run.returncode == 0, run.stderr
     assert run.final["phase"] == "Complete"
     assert sum(hub.bytes_sent.values()) == sent_first
+    assert decode_config(run.final["config"]) == planning_config(fine_tune_config())
+
+
+def test_a_repository_without_a_config_reports_none(tmp_path: Path) -> None:
+    files = [f for f in generated_repo() if f.name != "config.json"]
+    server = LocalHub(REPO, files)
+    server.start()
+    try:
+        run = run_fetcher(server, tmp_path)
+    finally:
+        server.stop()
+
+    assert run.returncode == 0, run.stderr
+    assert "config" not in run.final
 
 
 def test_killed_mid_file_resumes_without_sending_completed_files_again(tmp_path: Path) -> None:

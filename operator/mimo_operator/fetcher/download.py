@@ -34,6 +34,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers
 
+from mimo_operator.fetcher.config_report import config_report
 from mimo_operator.fetcher.manifest import Manifest, RemoteFile, classify_hub_error, resolve_manifest
 from mimo_operator.fetcher.outcome import FailureKind, FetchFailed
 from mimo_operator.fetcher.progress import FetchProgress
@@ -157,6 +158,7 @@ class Fetcher:
             with self.progress.lock:
                 self.progress.files_total = self.progress.files_done = len(marker.get("files", {}))
                 self.progress.bytes_in_done_files = self.progress.bytes_total
+                self.progress.config = config_report(dest)
             return
         manifest = resolve_manifest(self.api, request.repo, request.revision, token_given=bool(request.token))
         self._set(phase="Downloading", sha=manifest.sha, bytes_total=manifest.total_bytes)
@@ -191,6 +193,8 @@ class Fetcher:
                 "completedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         )
+        with self.progress.lock:
+            self.progress.config = config_report(dest)
 
     def _fetch_one(self, manifest: Manifest, remote: RemoteFile) -> None:
         dest = self.request.dest

@@ -49,6 +49,8 @@ class FetchProgress:
     transferring: bool = False
     reason: str | None = None
     message: str | None = None
+    config: str | None = None
+    """The complete checkpoint's config.json for the planner (fetcher/config_report.py)."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def bytes_done(self) -> int:
@@ -124,6 +126,7 @@ class Reporter:
                 "filesTotal": p.files_total,
                 "reason": p.reason,
                 "message": p.message,
+                **({"config": p.config} if p.config is not None else {}),
             }
 
     def report(self) -> dict[str, Any]:
@@ -142,6 +145,10 @@ class Reporter:
             text = json.dumps(snap, separators=(",", ":"))
             if len(text.encode()) > TERMINATION_MESSAGE_LIMIT:
                 snap = {**snap, "message": (snap["message"] or "")[:1000]}
+                text = json.dumps(snap, separators=(",", ":"))
+            if len(text.encode()) > TERMINATION_MESSAGE_LIMIT:
+                # A config too large to tell: the operator says it was not reported, never guesses.
+                snap = {key: value for key, value in snap.items() if key != "config"}
                 text = json.dumps(snap, separators=(",", ":"))
             # Not in a pod, or the kubelet gave us no file: stdout still has the same line.
             with contextlib.suppress(OSError):
