@@ -80,3 +80,28 @@ def test_a_copy_and_a_config_together_are_refused(sandbox: Sandbox, ns: str) -> 
     model = {"name": "/models/x", "copyOf": "XiaomiMiMo/MiMo-V2-Flash", "config": "{}"}
     proc = _apply(sandbox, ns, "copy-and-config", model)
     assert proc.returncode != 0 and "copyOf" in proc.stderr and "config" in proc.stderr, proc.stderr
+
+
+def test_config_from_the_checkpoint_is_refused_where_no_job_reads_it(sandbox: Sandbox, ns: str) -> None:
+    read_only = {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}}
+    for case, cache in (("no-cache", None), ("read-only", read_only)):
+        model = {"name": "acme/v25-sft", "configFrom": "checkpoint"}
+        proc = _apply(sandbox, ns, f"from-{case}", {**model, **({"cache": cache} if cache else {})})
+        assert proc.returncode != 0 and "spec.model.configFrom" in proc.stderr, proc.stderr
+        assert "fetch: job" in proc.stderr and "spec.model.config" in proc.stderr, proc.stderr
+    model = {"name": "acme/v25-sft", "configFrom": "checkpoint", "config": "{}"}
+    proc = _apply(
+        sandbox, ns, "from-and-config", {**model, "cache": {"volumeClaimTemplate": {"size": "1Ti"}}}
+    )
+    assert proc.returncode != 0 and "configFrom" in proc.stderr, proc.stderr
+    accepted = _apply(
+        sandbox,
+        ns,
+        "from-checkpoint",
+        {
+            "name": "acme/v25-sft",
+            "configFrom": "checkpoint",
+            "cache": {"volumeClaimTemplate": {"size": "1Ti"}},
+        },
+    )
+    assert accepted.returncode == 0, accepted.stderr

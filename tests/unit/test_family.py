@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
+import yaml
 
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.api.crd import build_crd
@@ -121,7 +122,7 @@ def test_a_fine_tune_is_planned_from_its_own_config() -> None:
     assert own.tensor_parallel == known.tensor_parallel == 8
     assert not own.mtp and known.mtp
     assert own.weights_gib_per_gpu < known.weights_gib_per_gpu
-    assert any("acme/pro-sft" in note and "cannot check the files" in note for note in own.notes)
+    assert any("acme/pro-sft" in note and "cannot check the weight files" in note for note in own.notes)
     on = _plan(
         {
             "model": {"name": "acme/pro-sft", "config": config},
@@ -353,13 +354,13 @@ def test_the_cli_plans_a_fine_tune_from_its_config_file(
     path.write_text(_config_text("mimo-v2.5-pro.config.json"))
     assert main(["plan", "--model", "acme/pro-sft", "--model-config", str(path), "--gpu", "B200-192GB"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("fp8 on 8x B200-192GB: TP8,") and "cannot check the files" in out
+    assert out.startswith("fp8 on 8x B200-192GB: TP8,") and "cannot check the weight files" in out
     path.write_text("{not json")
     assert main(["plan", "--model", "acme/pro-sft", "--model-config", str(path)]) == 1
 
 
 def test_a_copy_and_a_config_together_are_refused() -> None:
-    with pytest.raises(SpecInvalid, match="copyOf or config"):
+    with pytest.raises(SpecInvalid, match="one of copyOf, config and configFrom"):
         _md(
             {
                 "model": {
@@ -466,3 +467,67 @@ def test_plans_beside_public_deployments(run: PublicRun) -> None:
     assert isinstance(pinned, Plan), (run.source, pinned)
     assert pinned.gpus_per_replica == run.gpus
     assert pinned.kv_cache_tokens * pinned.data_parallel > ours.kv_cache_tokens, run.source
+
+
+# --- spec.model.configFrom: checkpoint (the config.json the download Job read) --------------------
+
+_FROM_CHECKPOINT = {
+    "model": {
+        "name": "acme/v25-sft",
+        "configFrom": "checkpoint",
+        "cache": {"volumeClaimTemplate": {"size": "400Gi"}},
+    },
+    "gpu": {"type": "H200-141GB"},
+}
+
+
+def test_a_fine_tune_read_from_its_weights_waits_for_them_then_plans_as_its_config() -> None:
+    spec = _md(_FROM_CHECKPOINT).spec
+    waiting = plan_for(spec)
+    assert isinstance(waiting, PlanError) and waiting.reason == "AwaitingCheckpointConfig"
+    assert "acme/v25-sft" in waiting.message and "download Job" in waiting.message
+
+    text = _config_text("mimo-v2.5.config.json")
+    from_weights = plan_for(spec, text)
+    given = _plan({**_FROM_CHECKPOINT, "model": {"name": "acme/v25-sft", "config": text}})
+    assert isinstance(from_weights, Plan) and isinstance(given, Plan)
+    assert from_weights == given
+
+
+def test_a_checkpoint_config_in_another_precision_names_where_it_came_from() -> None:
+    text = _config_text("mimo-v2.5.config.json", quantization_config=None)
+    error = plan_for(_md(_FROM_CHECKPOINT).spec, text)
+    assert isinstance(error, PlanError) and error.reason == "PrecisionMismatch"
+    assert "checkpoint's config.json" in error.message and "set precision: bf16" in error.message
+    incomplete = plan_for(
+        _md(_FROM_CHECKPOINT).spec, _config_text("mimo-v2.5.config.json", num_hidden_layers=None)
+    )
+    assert isinstance(incomplete, PlanError) and incomplete.reason == "ModelConfigIncomplete"
+    assert incomplete.message.startswith("the config.json of acme/v25-sft (read by the download Job)")
+
+
+def test_config_from_checkpoint_needs_a_cache_the_operator_fills() -> None:
+    for cache in (None, {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}}):
+        model = {"name": "acme/v25-sft", "configFrom": "checkpoint", "cache": cache}
+        with pytest.raises(SpecInvalid, match="fetch: job"):
+            _md({"model": {k: v for k, v in model.items() if v is not None}})
+    with pytest.raises(SpecInvalid, match="one of copyOf, config and configFrom"):
+        _md({"model": {**_FROM_CHECKPOINT["model"], "config": _config_text("mimo-v2.5.config.json")}})
+
+
+def test_render_of_a_fine_tune_read_from_its_weights_shows_what_comes_first(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sft.yaml"
+    body = {"apiVersion": "serving.mimo.dev/v1alpha1", "kind": "MimoDeployment", "metadata": {"name": "sft"}}
+    path.write_text(json.dumps({**body, "spec": _FROM_CHECKPOINT}))
+
+    assert main(["render", "-f", str(path)]) == 0
+
+    captured = capsys.readouterr()
+    assert sorted(doc["kind"] for doc in yaml.safe_load_all(captured.out)) == [
+        "Job",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+    ]
+    assert "config.json" in captured.err and "mimo-operator plan --model acme/v25-sft" in captured.err

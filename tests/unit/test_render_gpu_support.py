@@ -99,7 +99,7 @@ def test_status_plan_carries_the_planners_notes_validation_and_vllm_figures() ->
     assert isinstance(plan, Plan)
     status = plan_status(plan, "abc").model_dump(by_alias=True)
     # The planner's own notes used to be dropped before status: here, that it cannot check the copy.
-    assert any("the planner cannot check the files themselves" in n for n in status["notes"])
+    assert any("the planner cannot check the weight files themselves" in n for n in status["notes"])
     assert status["validation"].startswith("unvalidated:") and "bf16 weights" in status["validation"]
     assert status["vllmLogMaxConcurrency"] == plan.vllm_log_max_concurrency > 0
     assert status["attentionBackend"] == "FLASH_ATTN_DIFFKV" and status["attentionBackendFlag"] is False

@@ -149,24 +149,42 @@ _KNOWN_LIST = ", ".join(KNOWN_MODEL_NAMES)
 _KNOWN_CEL = "[" + ", ".join(f"'{n}'" for n in KNOWN_MODEL_NAMES) + "]"
 
 
+_CONFIG_FROM_NEEDS_JOB = (
+    "spec.model.configFrom: checkpoint reads config.json from the weights the download Job fetched: "
+    "set spec.model.cache to a volumeClaimTemplate or a writable persistentVolumeClaim (fetch: job); "
+    "for weights already in place, give their config.json in spec.model.config"
+)
+
+
 class ModelSource(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
                     "rule": f"!has(self.name) || self.name in {_KNOWN_CEL} || has(self.copyOf)"
-                    " || has(self.config)",
+                    " || has(self.config) || has(self.configFrom)",
                     "message": f"spec.model.name must be a known MiMo checkpoint ({_KNOWN_LIST}); "
                     "for a copy of one in another precision set spec.model.copyOf, for a fine-tune "
-                    "set spec.model.config to its config.json",
+                    "set spec.model.config to its config.json or spec.model.configFrom: checkpoint",
                     "fieldPath": ".name",
                     "reason": "FieldValueInvalid",
                 },
                 {
-                    "rule": "!(has(self.copyOf) && has(self.config))",
-                    "message": "spec.model: set one of copyOf (a copy of a known checkpoint) or config "
-                    "(a fine-tune's own config.json), not both",
+                    "rule": "[has(self.copyOf), has(self.config), has(self.configFrom)]"
+                    ".filter(x, x).size() <= 1",
+                    "message": "spec.model: set one of copyOf (a copy of a known checkpoint), config "
+                    "(a fine-tune's own config.json) or configFrom (read it from the downloaded weights)",
                     "reason": "FieldValueForbidden",
+                },
+                {
+                    "rule": "!has(self.configFrom) || (has(self.cache) && (has(self.cache.fetch) ? "
+                    "self.cache.fetch == 'job' : (has(self.cache.volumeClaimTemplate) || "
+                    "(has(self.cache.persistentVolumeClaim) && "
+                    "!(has(self.cache.persistentVolumeClaim.readOnly) && "
+                    "self.cache.persistentVolumeClaim.readOnly)))))",
+                    "message": _CONFIG_FROM_NEEDS_JOB,
+                    "fieldPath": ".configFrom",
+                    "reason": "FieldValueInvalid",
                 },
             ]
         }
@@ -184,6 +202,11 @@ class ModelSource(_Model):
     """The checkpoint's config.json, as JSON text, for a model name the operator does not know (a
     fine-tune or copy of a MiMo-V2 architecture). The planner reads layers, heads, experts, context
     and quantization_config from it, and precision must match its quantization_config."""
+    config_from: Literal["checkpoint"] | None = None
+    """checkpoint: plan from the config.json the weights themselves carry (a fine-tune of a known
+    MiMo-V2 architecture), read by the download Job; needs a cache the operator fills (fetch: job).
+    Nothing is planned and no vLLM pod is created before the download completed; status.weights.config
+    shows what the planner read."""
     revision: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")] | None = None
     """Commit to pin. Unpinned deployments get a warning condition: weights can change under you."""
     served_name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")] | None = (
@@ -200,8 +223,10 @@ class ModelSource(_Model):
 
     @model_validator(mode="after")
     def _copy_or_config(self) -> ModelSource:
-        if self.copy_of is not None and self.config is not None:
-            raise ValueError("set one of copyOf or config, not both")
+        if sum(x is not None for x in (self.copy_of, self.config, self.config_from)) > 1:
+            raise ValueError("set one of copyOf, config and configFrom")
+        if self.config_from is not None and (self.cache is None or self.cache.fetch_mode() != "job"):
+            raise ValueError(_CONFIG_FROM_NEEDS_JOB)
         return self
 
 

@@ -98,6 +98,9 @@ class WeightsStatus(_Status):
     "37%" where a failed download stopped)."""
     job: str | None = None
     """The download Job."""
+    config: str | None = None
+    """spec.model.configFrom: checkpoint: what the planner read of the config.json in these weights
+    (the keys it uses, as JSON), reported by the download Job named in `job`."""
 
 
 class AutoscalingStatus(_Status):

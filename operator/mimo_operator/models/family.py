@@ -184,10 +184,15 @@ class UnknownModel(ValueError):
 
 
 def resolve_model(
-    name: str, config_json: str | None = None, copy_of: str | None = None, precision: Precision | None = None
+    name: str,
+    config_json: str | None = None,
+    copy_of: str | None = None,
+    precision: Precision | None = None,
+    config_origin: str = "spec.model.config",
 ) -> ResolvedModel:
     """A known checkpoint by name; a copy of one in `precision` (copy_of); or the user's own config.json
-    (a fine-tune of a known architecture). Raises UnknownModel with the supported list."""
+    (a fine-tune of a known architecture; `config_origin` names where it came from in messages).
+    Raises UnknownModel with the supported list."""
     if copy_of is not None and config_json is None:
         if copy_of not in KNOWN_CHECKPOINTS:
             raise UnknownModel(
@@ -205,16 +210,16 @@ def resolve_model(
         try:
             config = json.loads(config_json)
         except json.JSONDecodeError as err:
-            raise UnknownModel("ModelConfigInvalid", f"spec.model.config is not JSON: {err}") from err
+            raise UnknownModel("ModelConfigInvalid", f"{config_origin} is not JSON: {err}") from err
         if not isinstance(config, dict):
-            raise UnknownModel("ModelConfigInvalid", "spec.model.config must be a JSON object (config.json)")
+            raise UnknownModel("ModelConfigInvalid", f"{config_origin} must be a JSON object (config.json)")
         serving = traits_for_architecture(config)
         encoders = V25_ENCODERS if serving.multimodal else ()
         source = CheckpointSource(name=name, encoders=encoders)
         try:
             profile = profile_from_config(config, source)
         except CheckpointConfigError as err:
-            raise UnknownModel("ModelConfigIncomplete", f"spec.model.config: {err}") from err
+            raise UnknownModel("ModelConfigIncomplete", f"{config_origin}: {err}") from err
         return ResolvedModel(profile, serving, None)
     if name not in KNOWN_CHECKPOINTS:
         raise UnknownModel(
@@ -240,6 +245,6 @@ def precision_problem(resolved: ResolvedModel, requested: Precision) -> str | No
             f"spec.model.copyOf: {resolved.known.name}"
         )
     return (
-        f"precision {requested} does not match the config.json in spec.model.config, which declares a "
+        f"precision {requested} does not match the checkpoint's config.json, which declares a "
         f"{stored} checkpoint (quantization_config): set precision: {stored}"
     )

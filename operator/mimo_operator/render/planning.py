@@ -48,11 +48,25 @@ def plan_request_for(spec: MimoDeploymentSpec, gpu: GpuSpec) -> PlanRequest:
     )
 
 
-def model_for(spec: MimoDeploymentSpec) -> ResolvedModel | PlanError:
-    """The checkpoint the spec names (or describes with spec.model.config), with its profile as vLLM
-    will load it: without the encoders when every multimodal limit is 0."""
+# spec.model.configFrom: checkpoint before the download Job has reported the weights' config.json.
+AWAITING_CHECKPOINT_CONFIG = "AwaitingCheckpointConfig"
+
+
+def model_for(spec: MimoDeploymentSpec, checkpoint_config: str | None = None) -> ResolvedModel | PlanError:
+    """The checkpoint the spec names (or describes with spec.model.config, or whose config.json the
+    download Job read: `checkpoint_config`), with its profile as vLLM will load it: without the
+    encoders when every multimodal limit is 0."""
+    config, origin = spec.model.config, "spec.model.config"
+    if spec.model.config_from == "checkpoint":
+        if checkpoint_config is None:
+            return PlanError(
+                AWAITING_CHECKPOINT_CONFIG,
+                f"spec.model.configFrom: checkpoint: {spec.model.name} is planned from the config.json in "
+                "its weights once the download Job has fetched them",
+            )
+        config, origin = checkpoint_config, f"the config.json of {spec.model.name} (read by the download Job)"
     try:
-        resolved = resolve_model(spec.model.name, spec.model.config, spec.model.copy_of, spec.precision)
+        resolved = resolve_model(spec.model.name, config, spec.model.copy_of, spec.precision, origin)
     except UnknownModel as err:
         return PlanError(err.reason, str(err))
     limits = spec.model.multimodal_limits
@@ -94,7 +108,8 @@ def model_notes(resolved: ResolvedModel, name: str) -> tuple[str, ...]:
     elif resolved.known is None:
         notes.append(
             f"{name}: sized as a {profile.official_precision} {profile.architecture} checkpoint from "
-            "spec.model.copyOf or spec.model.config; the planner cannot check the files themselves"
+            "spec.model.copyOf, spec.model.config or the config.json of its weights; the planner cannot "
+            "check the weight files themselves"
         )
     if profile.encoders:
         total = sum(enc.params for enc in profile.encoders) * 2 / 2**30
@@ -105,15 +120,16 @@ def model_notes(resolved: ResolvedModel, name: str) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def plan_for(spec: MimoDeploymentSpec) -> Plan | PlanError:
-    """Plan a spec; spec-level problems the CRD cannot catch come back as a PlanError too."""
+def plan_for(spec: MimoDeploymentSpec, checkpoint_config: str | None = None) -> Plan | PlanError:
+    """Plan a spec; spec-level problems the CRD cannot catch come back as a PlanError too.
+    `checkpoint_config`: the config.json the download Job read, for spec.model.configFrom: checkpoint."""
     owned = spec.owned_flags_in_extra_args()
     if owned:
         return PlanError(
             "ExtraArgsOwnedFlag",
             f"spec.serving.extraArgs sets {', '.join(owned)}, which the operator derives from the spec",
         )
-    resolved = model_for(spec)
+    resolved = model_for(spec, checkpoint_config)
     if isinstance(resolved, PlanError):
         return resolved
     gpu = gpu_for(spec)
