@@ -12,12 +12,19 @@ from typing import Any
 import pytest
 import yaml
 
+from mimo_operator.api import parse_mimo_deployment
+from mimo_operator.fetcher.config_report import encode_config
+from mimo_operator.models.checkpoint import planning_config
+from mimo_operator.planner import Plan
+from mimo_operator.render import plan_for
 from mimo_sandbox.cluster import Sandbox
 from mimo_sandbox.pytest_plugin import NotYet, wait_for
+from tests.fetcher.hub_server import fine_tune_config
 from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.sandbox
+FLASH = "XiaomiMiMo/MiMo-V2-Flash"
 
 
 def _mimo(sandbox: Sandbox, ns: str, name: str) -> Any:
@@ -249,3 +256,94 @@ def test_a_new_revision_downloads_while_the_old_keeps_serving_then_rolls_over(
         "True",
         "Complete",
     )
+
+
+def test_a_fine_tune_is_planned_from_the_config_its_download_job_reported(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    name = "sft"
+    body = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    body["metadata"]["name"] = name
+    # An operator-created claim stays unbound in the sandbox (no provisioner), so the Job's pod stays
+    # Pending until this test ends it as the kubelet would: Succeeded, with the fetcher's report.
+    body["spec"]["model"] = {
+        "name": "acme/v25-sft",
+        "configFrom": "checkpoint",
+        "cache": {"volumeClaimTemplate": {"size": "400Gi"}},
+    }
+    sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def awaiting() -> Any:
+        obj = _mimo(sandbox, namespace, name)
+        planned = _condition(obj, "Planned")
+        pods = [p for p in _items(sandbox, namespace, "pods") if "job-name" in p["metadata"]["labels"]]
+        if planned and planned["reason"] == "AwaitingCheckpointConfig" and pods:
+            return obj, pods[0]
+        return NotYet((obj.get("status"), len(pods)))
+
+    obj, pod = wait_for(awaiting, timeout=60, description="Planned=False while the weights download")
+    assert obj["status"]["phase"] == "Downloading" and "plan" not in obj["status"]
+    assert _condition(obj, "Planned")["status"] == "False"
+    assert _items(sandbox, namespace, "statefulsets") == []
+
+    config = fine_tune_config()
+    report = {
+        "phase": "Complete",
+        "sha": "0" * 40,
+        "bytesDone": 1,
+        "bytesTotal": 1,
+        "config": encode_config(config),
+    }
+    terminated = {"exitCode": 0, "reason": "Completed", "message": json.dumps(report)}
+    terminated |= {
+        "startedAt": pod["metadata"]["creationTimestamp"],
+        "finishedAt": pod["metadata"]["creationTimestamp"],
+    }
+    container = pod["spec"]["containers"][0]
+    status = {
+        "phase": "Succeeded",
+        "containerStatuses": [
+            {
+                "name": container["name"],
+                "image": container["image"],
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"terminated": terminated},
+            }
+        ],
+    }
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+    def planned() -> Any:
+        obj = _mimo(sandbox, namespace, name)
+        statefulsets = _items(sandbox, namespace, "statefulsets")
+        if obj.get("status", {}).get("plan") and statefulsets:
+            return obj, statefulsets[0]
+        return NotYet(obj.get("status"))
+
+    obj, sts = wait_for(planned, timeout=60, description="planned from the reported config.json")
+    text = obj["status"]["weights"]["config"]
+    assert json.loads(text) == planning_config(config)
+    assert _condition(obj, "Planned")["status"] == "True"
+    # The plan is the one for that config (a V2.5 shape, with its encoders), not V2-Flash's.
+    md = parse_mimo_deployment(obj)
+    expected = plan_for(md.spec, text)
+    flash = plan_for(parse_mimo_deployment({**obj, "spec": {**obj["spec"], "model": {"name": FLASH}}}).spec)
+    assert isinstance(expected, Plan) and isinstance(flash, Plan)
+    assert expected.weights_gib_per_gpu != flash.weights_gib_per_gpu
+    plan = obj["status"]["plan"]
+    assert (plan["tensorParallel"], plan["maxModelLen"]) == (expected.tensor_parallel, expected.max_model_len)
+    assert plan["weightsGiBPerGpu"] == pytest.approx(expected.weights_gib_per_gpu, abs=0.1)
+    vllm = sts["spec"]["template"]["spec"]["containers"][0]
+    assert vllm["args"][vllm["args"].index("--max-model-len") + 1] == str(expected.max_model_len)

@@ -2,12 +2,16 @@
 
 import datetime
 import json
+from importlib import resources
 from typing import Any
 
 import yaml
 
 from mimo_operator.api import MimoDeploymentStatus, parse_mimo_deployment
-from mimo_operator.handlers.weights import final_report, progress_text, weights_gate
+from mimo_operator.api.status import WeightsStatus
+from mimo_operator.fetcher.config_report import encode_config
+from mimo_operator.handlers.weights import final_report, progress_text, reported_config, weights_gate
+from mimo_operator.models.checkpoint import planning_config
 from mimo_operator.render import RenderConfig
 from tests.unit.test_render_golden import GOLDEN
 
@@ -144,3 +148,61 @@ def test_a_job_that_created_no_pod_for_a_minute_says_the_cluster_refuses_it() ->
         _running("2026-12-02T14:50:00Z", uncountedTerminatedPods={"failed": ["uid"]}),
     ):
         assert weights_gate(_md(), RenderConfig(), "w-1", job, None, now).reason == "Downloading", job
+
+
+# --- spec.model.configFrom: checkpoint ------------------------------------------------------------
+
+
+def _fine_tune_md() -> Any:
+    body = yaml.safe_load((GOLDEN / "fp8-h200.input.yaml").read_text())
+    body["spec"]["model"] = {
+        "name": "acme/v25-sft",
+        "configFrom": "checkpoint",
+        "cache": {"volumeClaimTemplate": {"size": "400Gi"}},
+    }
+    return parse_mimo_deployment(body)
+
+
+def _published(name: str) -> dict[str, Any]:
+    text = resources.files("mimo_operator.models").joinpath("checkpoints", name).read_text()
+    config: dict[str, Any] = json.loads(text)
+    return config
+
+
+def test_the_config_the_job_reported_is_what_the_planner_reads() -> None:
+    config = _published("mimo-v2.5.config.json")
+    report = {"phase": "Complete", "sha": SHA, "config": encode_config(config)}
+
+    text = reported_config("w-1", report, None)
+
+    assert text is not None and json.loads(text) == planning_config(config)
+    gate = weights_gate(_fine_tune_md(), RenderConfig(), "w-1", _job("Complete"), report, None, text)
+    status = gate.apply(MimoDeploymentStatus(), NOW, 1)
+    assert gate.state == "Ready"
+    assert status.weights is not None and status.weights.config == text
+
+
+def test_the_status_keeps_the_config_once_the_jobs_pods_are_gone() -> None:
+    kept = WeightsStatus(
+        location="pvc/w:/models/x", revision="main", job="w-1", config='{"num_hidden_layers":48}'
+    )
+    assert reported_config("w-1", None, kept) == '{"num_hidden_layers":48}'
+    # A config read for another Job (another revision) is not this one's.
+    assert reported_config("w-2", None, kept) is None
+    # A report that is not an encoded config is not a config.
+    assert reported_config("w-1", {"config": "not base64 gzip"}, None) is None
+
+
+def test_a_download_that_reported_no_config_fails_with_the_way_out() -> None:
+    report = {"phase": "Complete", "sha": SHA}
+    gate = weights_gate(_fine_tune_md(), RenderConfig(), "w-1", _job("Complete"), report, None, None)
+
+    assert (gate.state, gate.reason) == ("Failed", "ModelConfigNotReported")
+    assert "spec.model.config" in gate.message and "w-1" in gate.message
+    assert gate.announces_failure
+
+
+def test_a_named_model_does_not_carry_a_config_in_its_status() -> None:
+    report = {"phase": "Complete", "sha": SHA, "config": encode_config(_published("mimo-v2.5.config.json"))}
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job("Complete"), report, None, "{}")
+    assert gate.state == "Ready" and gate.weights.config is None

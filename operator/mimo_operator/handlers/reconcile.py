@@ -28,11 +28,18 @@ from mimo_operator.api import (
 from mimo_operator.api.policy import REASON as POLICY_REASON
 from mimo_operator.api.policy import AuthorPolicy
 from mimo_operator.handlers import events
-from mimo_operator.handlers.weights import POD_CREATION_GRACE_SECONDS, gate_on_weights
-from mimo_operator.kube.cache import ChildCache
+from mimo_operator.handlers.weights import (
+    POD_CREATION_GRACE_SECONDS,
+    gate_children,
+    job_report,
+    reported_config,
+    weights_gate,
+)
+from mimo_operator.kube.cache import ChildCache, ChildKey, child_key
 from mimo_operator.kube.children import (
     ChildRejected,
     Owner,
+    SyncResult,
     claim_exists,
     find_conflicts,
     list_pods,
@@ -43,9 +50,13 @@ from mimo_operator.kube.resources import MIMO
 from mimo_operator.planner import Plan, PlanError
 from mimo_operator.render import RenderConfig, child_kinds, plan_for, plan_hash, render_children
 from mimo_operator.render.autoscaling import autoscaling_status
+from mimo_operator.render.children import render_download_children
+from mimo_operator.render.conditions import set_condition
 from mimo_operator.render.diagnosis import STUCK_CONTAINER_REASONS, pod_problems
+from mimo_operator.render.planning import AWAITING_CHECKPOINT_CONFIG
 from mimo_operator.render.probes import startup_budget_seconds
 from mimo_operator.render.status import compute_status, failed_status
+from mimo_operator.render.weights import render_fetch_job
 
 logger = logging.getLogger(__name__)
 POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated", "VolumeClaimMissing"}
@@ -228,6 +239,91 @@ async def _serving_status(
     return status_of(problems=problems) if problems else new
 
 
+async def _apply(
+    client: KubeClient,
+    body: dict[str, Any],
+    old: MimoDeploymentStatus,
+    owner: Owner,
+    desired: list[dict[str, Any]],
+    live: dict[ChildKey, dict[str, Any]],
+    field_manager: str,
+    kept: tuple[ChildKey, ...],
+) -> SyncResult | Outcome:
+    """Apply what differs and prune what is no longer wanted, leaving `kept` as it is; the Outcome
+    instead when a child's name is taken or the API server refuses one (no child changed)."""
+    conflicts = await find_conflicts(client, owner, desired, live)
+    if conflicts.strangers:
+        taken = (
+            f"{', '.join(conflicts.strangers)} already exist and are not owned by this MimoDeployment; "
+            "the operator will not adopt or overwrite them: rename or delete them"
+        )
+        # The stranger is not watched: look again, so removing it recovers without waiting for resync.
+        return await _fail(client, body, old, "ChildNameTaken", taken, CONFLICT_RECHECK_SECONDS)
+    if conflicts.predecessors:
+        # Deleted and created again under the same name: wait for the garbage collector, quietly.
+        return Outcome(phase=None, retry_after=PREDECESSOR_RECHECK_SECONDS)
+    try:
+        return await sync_children(client, owner, desired, live, field_manager, keep=kept)
+    except ChildRejected as exc:
+        return await _fail(client, body, old, "ChildRejected", str(exc))
+    except ApiError as exc:
+        if exc.status not in (400, 403, 409, 422):
+            raise
+        reason, message = refusal(exc, "a child of this MimoDeployment")
+        return await _fail(client, body, old, reason, message, REFUSAL_RECHECK_SECONDS)
+
+
+async def _fetch_before_planning(
+    client: KubeClient,
+    body: dict[str, Any],
+    md: MimoDeployment,
+    old: MimoDeploymentStatus,
+    config: RenderConfig,
+    field_manager: str,
+    owner: Owner,
+    live: dict[ChildKey, dict[str, Any]],
+    report: dict[str, Any] | None,
+) -> Outcome:
+    """spec.model.configFrom: checkpoint, before the download Job reported the config.json the plan
+    comes from: only the weights' children (claim, Job, NetworkPolicy) are applied; whatever else
+    exists (a deployment serving the previous revision) is kept exactly as it is."""
+    desired = render_download_children(md, config)
+    job = next(obj for obj in desired if obj["kind"] == "Job")
+    name = job["metadata"]["name"]
+    gate = weights_gate(
+        md, config, name, live.get(child_key(job)), report, datetime.datetime.now(datetime.UTC)
+    )
+    gate = gate.holding_back(live)
+    wanted = {child_key(obj) for obj in desired}
+    sync = await _apply(
+        client, body, old, owner, desired, live, field_manager, tuple(k for k in live if k not in wanted)
+    )
+    if isinstance(sync, Outcome):
+        return sync
+    now, generation = utcnow(), md.metadata.generation
+    waiting = f"{md.spec.model.name} is planned from the config.json in its weights: {gate.message}"
+    new = old.model_copy(update={"observed_generation": generation})
+    if not gate.kept:
+        conditions = set_condition(
+            new.conditions, "Planned", False, AWAITING_CHECKPOINT_CONFIG, waiting, now, generation
+        )
+        conditions = set_condition(conditions, "Ready", False, gate.reason, waiting, now, generation)
+        new = new.model_copy(update={"conditions": conditions, "plan": None})
+    new = gate.apply(new, now, generation)
+    outcome = Outcome(
+        phase=new.phase,
+        applied=sync.applied,
+        pruned=sync.pruned,
+        applied_states=sync.states,
+        pruned_keys=sync.pruned_keys,
+        retry_after=POD_CREATION_GRACE_SECONDS if gate.state == "Downloading" else None,
+    )
+    announcements = (
+        events.weights_announcements(old, new, gate.reason, gate.message) if gate.announces_failure else []
+    )
+    return await _record(client, body, old, new, announcements, outcome)
+
+
 async def reconcile(
     client: KubeClient,
     body: dict[str, Any],
@@ -245,47 +341,36 @@ async def reconcile(
     refusals = policy.refusals(md, (config.vllm_image, config.rocm_vllm_image))
     if refusals:
         return await _fail(client, body, old, POLICY_REASON, "; ".join(refusals))
-    plan = plan_for(md.spec)
+    # Read what exists (from the watch-fed cache) and how the weights download ended, if it did.
+    owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
+    live = await cache.children(client, owner.namespace, owner.name, child_kinds(config))
+    fetch_job = render_fetch_job(md, config)
+    report, checkpoint_config = None, None
+    if fetch_job is not None:
+        job_name = fetch_job["metadata"]["name"]
+        report = await job_report(client, owner.namespace, job_name, live.get(child_key(fetch_job)))
+        checkpoint_config = reported_config(job_name, report, old.weights)
+    plan = plan_for(md.spec, checkpoint_config)
+    if isinstance(plan, PlanError) and plan.reason == AWAITING_CHECKPOINT_CONFIG:
+        return await _fetch_before_planning(client, body, md, old, config, field_manager, owner, live, report)
     if isinstance(plan, PlanError):
         return await _fail(client, body, old, plan.reason, plan.message)
 
-    # Compute the desired children and read what exists (from the watch-fed cache).
+    # Compute the desired children; no StatefulSet before the weights are complete (handlers/weights.py).
     digest = plan_hash(md, plan, config)
     desired = render_children(md, plan, config, digest)
-    owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
-    live = await cache.children(client, owner.namespace, owner.name, child_kinds(config))
-    # No StatefulSet before the weights are complete (handlers/weights.py).
-    desired, weights = await gate_on_weights(client, md, config, desired, live)
-    conflicts = await find_conflicts(client, owner, desired, live)
-    if conflicts.strangers:
-        taken = (
-            f"{', '.join(conflicts.strangers)} already exist and are not owned by this MimoDeployment; "
-            "the operator will not adopt or overwrite them: rename or delete them"
-        )
-        # The stranger is not watched: look again, so removing it recovers without waiting for resync.
-        return await _fail(client, body, old, "ChildNameTaken", taken, CONFLICT_RECHECK_SECONDS)
-    if conflicts.predecessors:
-        # Deleted and created again under the same name: wait for the garbage collector, quietly.
-        return Outcome(phase=None, retry_after=PREDECESSOR_RECHECK_SECONDS)
-
-    # Apply what differs, prune what is no longer wanted.
-    try:
-        kept = weights.kept if weights is not None else ()
-        sync = await sync_children(client, owner, desired, live, field_manager, keep=kept)
-    except ChildRejected as exc:
-        return await _fail(client, body, old, "ChildRejected", str(exc))
-    except ApiError as exc:
-        if exc.status not in (400, 403, 409, 422):
-            raise
-        reason, message = refusal(exc, "a child of this MimoDeployment")
-        return await _fail(client, body, old, reason, message, REFUSAL_RECHECK_SECONDS)
+    desired, weights = gate_children(md, config, desired, live, report, checkpoint_config)
+    kept = weights.kept if weights is not None else ()
+    sync = await _apply(client, body, old, owner, desired, live, field_manager, kept)
+    if isinstance(sync, Outcome):
+        return sync
 
     # Status from what the server returned, announced before it is written.
     expected = sum(1 for obj in desired if obj["kind"] == "StatefulSet") + len(kept)
     # StatefulSets kept serving while new weights download are judged against their own plan: they
     # are not rolling yet (the WeightsReady and Progressing conditions say what they wait for).
     judged = digest
-    if weights is not None and weights.kept_serving and sync.statefulsets:
+    if kept and sync.statefulsets:
         judged = sync.statefulsets[0]["metadata"].get("labels", {}).get(constants.LABEL_PLAN_HASH, digest)
     new = await _serving_status(
         client, md, plan, judged, sync.statefulsets, expected, sync.autoscaler, config, owner

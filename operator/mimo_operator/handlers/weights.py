@@ -13,14 +13,16 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from mimo_operator.api import MimoDeployment
 from mimo_operator.api.status import MimoDeploymentStatus, WeightsStatus
+from mimo_operator.fetcher.config_report import decode_config
 from mimo_operator.fetcher.outcome import FailureKind
 from mimo_operator.kube.client import KubeClient
 from mimo_operator.kube.resources import KINDS
+from mimo_operator.models.checkpoint import planning_config
 from mimo_operator.render import RenderConfig
 from mimo_operator.render.conditions import set_condition
 from mimo_operator.render.weights import FETCHER_CONTAINER, revision_of, weights_location
@@ -52,10 +54,6 @@ class WeightsGate:
     """Running StatefulSets to keep exactly as they are (serving the weights they have) rather than
     roll onto weights that are not complete: neither applied nor pruned by this reconcile."""
 
-    @property
-    def kept_serving(self) -> bool:
-        return bool(self.kept)
-
     def apply(self, status: MimoDeploymentStatus, now: str, generation: int | None) -> MimoDeploymentStatus:
         """The status with the weights, the WeightsReady condition, and the phase while held back."""
         conditions = set_condition(
@@ -67,7 +65,7 @@ class WeightsGate:
             now,
             generation,
         )
-        if self.kept_serving and self.state != "Ready":
+        if self.kept and self.state != "Ready":
             conditions = set_condition(
                 conditions,
                 "Progressing",
@@ -83,6 +81,14 @@ class WeightsGate:
             update["phase"] = "Failed" if self.state == "Failed" else "Downloading"
         return status.model_copy(update=update)
 
+    def holding_back(self, live: dict[tuple[str, str, str], dict[str, Any]]) -> WeightsGate:
+        """This gate with the StatefulSets held back: the running ones kept exactly as they are
+        (serving the weights they have; applied now, they would roll onto a directory that is not
+        there yet), or, with none running, none created. A StatefulSet that does not exist yet (a
+        replica added meanwhile) waits for the weights too."""
+        kept = tuple(key for key in live if key[1] == "StatefulSet")
+        return replace(self, kept=kept, holding=not kept)
+
     @property
     def announces_failure(self) -> bool:
         return self.state == "Failed"
@@ -93,6 +99,10 @@ def _condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
         if cond.get("type") == type_ and cond.get("status") == "True":
             return dict(cond)
     return None
+
+
+def job_ended(job: dict[str, Any]) -> bool:
+    return _condition(job, "Complete") is not None or _condition(job, "Failed") is not None
 
 
 def final_report(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -124,12 +134,29 @@ def progress_text(report: dict[str, Any]) -> str | None:
     return text
 
 
+def reported_config(
+    job_name: str, report: dict[str, Any] | None, previous: WeightsStatus | None
+) -> str | None:
+    """What the planner reads of the checkpoint's config.json (spec.model.configFrom: checkpoint), as
+    JSON text: from the download Job's report, or as the status kept it for the same Job (the Job's
+    pods, and their termination messages, may be gone by now). None before the Job reported one."""
+    encoded = (report or {}).get("config")
+    if isinstance(encoded, str):
+        try:
+            return json.dumps(planning_config(decode_config(encoded)), separators=(",", ":"), sort_keys=True)
+        except ValueError:
+            return None
+    if previous is not None and previous.job == job_name:
+        return previous.config
+    return None
+
+
 def pod_missing_for(job: dict[str, Any], now: datetime.datetime) -> float | None:
     """Seconds a running Job has existed without any pod of it counted (active, ready, succeeded,
     failed or terminating); None when it has one, or has ended."""
-    status = job.get("status") or {}
-    if status.get("conditions") and any(c.get("status") == "True" for c in status["conditions"]):
+    if job_ended(job):
         return None
+    status = job.get("status") or {}
     counted = ("active", "ready", "succeeded", "failed", "terminating")
     if any(status.get(key) for key in counted) or (status.get("uncountedTerminatedPods") or {}):
         return None
@@ -147,9 +174,12 @@ def weights_gate(
     live_job: dict[str, Any] | None,
     report: dict[str, Any] | None,
     now: datetime.datetime | None = None,
+    checkpoint_config: str | None = None,
 ) -> WeightsGate:
-    """What the Job's state means for the deployment (pure; `now` judges a Job that has no pod)."""
+    """What the Job's state means for the deployment (pure; `now` judges a Job that has no pod;
+    `checkpoint_config` is what reported_config found, for spec.model.configFrom: checkpoint)."""
     report = report or {}
+    from_checkpoint = md.spec.model.config_from == "checkpoint"
     weights = WeightsStatus(
         progress=progress_text(report),
         location=weights_location(md, config),
@@ -159,8 +189,19 @@ def weights_gate(
         bytes_total=report.get("bytesTotal"),
         bytes_per_second=report.get("bytesPerSecond"),
         job=job_name,
+        config=checkpoint_config if from_checkpoint else None,
     )
-    if live_job is not None and _condition(live_job, "Complete") is not None:
+    complete = live_job is not None and _condition(live_job, "Complete") is not None
+    if complete and from_checkpoint and checkpoint_config is None:
+        return WeightsGate(
+            "Failed",
+            "ModelConfigNotReported",
+            f"Job {job_name} downloaded {md.spec.model.name}@{weights.revision} but reported no "
+            "config.json to plan from (the repository has none at this revision, or the fetcher image "
+            "predates spec.model.configFrom): give the config in spec.model.config instead",
+            weights,
+        )
+    if complete:
         sha = f" at commit {weights.sha}" if weights.sha else ""
         return WeightsGate(
             "Ready", "Complete", f"{md.spec.model.name}@{weights.revision}{sha} verified", weights
@@ -193,38 +234,36 @@ def weights_gate(
     return WeightsGate("Failed", reason, f"weights download failed: {detail}", weights)
 
 
-async def gate_on_weights(
-    client: KubeClient,
+async def job_report(
+    client: KubeClient, namespace: str, job_name: str, live_job: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The fetcher's final report, once its Job ended (None before, or when no pod is left)."""
+    if live_job is None or not job_ended(live_job):
+        return None
+    pods = await client.list(KINDS[("v1", "Pod")].collection(namespace), f"{JOB_NAME_LABEL}={job_name}")
+    # Only an ended pod has a termination message: progress while it runs would need pods/log,
+    # which the operator is deliberately not granted (logs of every pod in the namespace).
+    return final_report(pods)
+
+
+def gate_children(
     md: MimoDeployment,
     config: RenderConfig,
     desired: list[dict[str, Any]],
     live: dict[tuple[str, str, str], dict[str, Any]],
+    report: dict[str, Any] | None,
+    checkpoint_config: str | None = None,
 ) -> tuple[list[dict[str, Any]], WeightsGate | None]:
     """Desired children with the StatefulSets held back until the weights are complete; None when
-    the operator does not fetch this deployment's weights."""
+    the operator does not fetch this deployment's weights. `report` is job_report's."""
     job = next((obj for obj in desired if obj["kind"] == "Job"), None)
     if job is None:
         return desired, None
     name = job["metadata"]["name"]
     live_job = live.get(("batch/v1", "Job", name))
-    report = None
-    if live_job is not None and (_condition(live_job, "Complete") or _condition(live_job, "Failed")):
-        pods = await client.list(
-            KINDS[("v1", "Pod")].collection(md.metadata.namespace), f"{JOB_NAME_LABEL}={name}"
-        )
-        # Only an ended pod has a termination message: progress while it runs would need pods/log,
-        # which the operator is deliberately not granted (logs of every pod in the namespace).
-        report = final_report(pods)
-    gate = weights_gate(md, config, name, live_job, report, datetime.datetime.now(datetime.UTC))
+    now = datetime.datetime.now(datetime.UTC)
+    gate = weights_gate(md, config, name, live_job, report, now, checkpoint_config)
     if gate.state == "Ready":
         return desired, gate
-    if any(key[1] == "StatefulSet" for key in live):
-        # Already serving, and the weights the spec now names are not complete (a new revision on its
-        # way, or its download failed): the running StatefulSets stay exactly as they are, serving the
-        # weights they have; applied now, they would roll onto a directory that is not there yet. A
-        # StatefulSet that does not exist yet (a replica added meanwhile) waits for the weights too.
-        kept = tuple(key for key in live if key[1] == "StatefulSet")
-        others = [obj for obj in desired if obj["kind"] != "StatefulSet"]
-        return others, WeightsGate(gate.state, gate.reason, gate.message, gate.weights, kept=kept)
-    held = [obj for obj in desired if obj["kind"] != "StatefulSet"]
-    return held, WeightsGate(gate.state, gate.reason, gate.message, gate.weights, holding=True)
+    others = [obj for obj in desired if obj["kind"] != "StatefulSet"]
+    return others, gate.holding_back(live)

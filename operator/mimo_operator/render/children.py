@@ -57,6 +57,13 @@ def plan_hash(md: MimoDeployment, plan: Plan, config: RenderConfig) -> str:
     return digest[:10]
 
 
+def render_download_children(md: MimoDeployment, config: RenderConfig) -> list[dict[str, Any]]:
+    """What the weights download needs before there is a plan (spec.model.configFrom: checkpoint):
+    the claim, the Job and the NetworkPolicy that covers its pod."""
+    children = [render_cache_claim(md), render_fetch_job(md, config), render_network_policy(md, config)]
+    return [child for child in children if child is not None]
+
+
 def render_children(
     md: MimoDeployment, plan: Plan, config: RenderConfig, digest: str | None = None
 ) -> list[dict[str, Any]]:
