@@ -25,7 +25,8 @@ from mimo_operator.planner.attention import attention_plan
 from mimo_operator.planner.report import plan_as_dict, plan_as_table, plan_explanation
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
-from mimo_operator.render.planning import MTP_SETTING, plan_model
+from mimo_operator.render.children import render_download_children
+from mimo_operator.render.planning import AWAITING_CHECKPOINT_CONFIG, MTP_SETTING, plan_model
 
 EXIT_OK, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2
 EXIT_LEADERSHIP_LOST = 3  # `run --leader-elect` only: this replica stopped leading and must restart
@@ -222,6 +223,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
         except SpecInvalid as exc:
             raise UsageError(f"{args.filename}: {exc}") from None
         planned = plan_for(md.spec)
+        if isinstance(planned, PlanError) and planned.reason == AWAITING_CHECKPOINT_CONFIG:
+            # What the operator creates first; the rest follows from the config.json the Job reads.
+            sys.stderr.write(
+                f"{md.metadata.name}: {planned.message}; rendered are the weights' children only "
+                f"(to see the plan now: mimo-operator plan --model {md.spec.model.name} "
+                "--model-config config.json)\n"
+            )
+            out.extend(render_download_children(md, RenderConfig()))
+            continue
         if isinstance(planned, PlanError):
             sys.stderr.write(f"{md.metadata.name}: infeasible ({planned.reason}): {planned.message}\n")
             status = EXIT_INFEASIBLE
