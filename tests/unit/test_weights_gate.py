@@ -206,3 +206,18 @@ def test_a_named_model_does_not_carry_a_config_in_its_status() -> None:
     report = {"phase": "Complete", "sha": SHA, "config": encode_config(_published("mimo-v2.5.config.json"))}
     gate = weights_gate(_md(), RenderConfig(), "w-1", _job("Complete"), report, None, "{}")
     assert gate.state == "Ready" and gate.weights.config is None
+
+
+def test_while_weights_download_running_statefulsets_are_kept_and_none_is_created() -> None:
+    gate = weights_gate(_fine_tune_md(), RenderConfig(), "w-2", _job(None), None)
+    serving = {("apps/v1", "StatefulSet", "sft-0"): {}, ("v1", "Service", "sft"): {}}
+
+    kept = gate.holding_back(serving)
+    assert kept.kept == (("apps/v1", "StatefulSet", "sft-0"),) and not kept.holding
+    status = kept.apply(MimoDeploymentStatus(phase="Ready"), NOW, 2)
+    assert status.phase == "Ready"
+    assert next(c for c in status.conditions if c.type == "Progressing").reason == "WaitingForWeights"
+
+    fresh = gate.holding_back({("v1", "Service", "sft"): {}})
+    assert fresh.kept == () and fresh.holding
+    assert fresh.apply(MimoDeploymentStatus(phase="Pending"), NOW, 1).phase == "Downloading"
