@@ -20,8 +20,14 @@ import yaml
 from mimo_operator.api import SpecInvalid, parse_mimo_deployment
 from mimo_operator.models.family import KNOWN_CHECKPOINTS, UnknownModel, resolve_model
 from mimo_operator.models.gpus import GPU_CATALOG, GpuSpec, custom_gpu
+from mimo_operator.models.limits import (
+    DEFAULT_DOWNLOAD_RATE_MIB_PER_S,
+    DEFAULT_ENGINE_START_SECONDS,
+    DEFAULT_LOAD_RATE_MIB_PER_S,
+)
 from mimo_operator.planner import ParallelismOverrides, PlanError, PlanRequest
 from mimo_operator.planner.attention import attention_plan
+from mimo_operator.planner.coldstart import cold_start
 from mimo_operator.planner.report import plan_as_dict, plan_as_table, plan_explanation
 from mimo_operator.planner.types import DEFAULT_GPU_MEMORY_UTILIZATION, MaxModelLen
 from mimo_operator.render import RenderConfig, plan_for, render_children
@@ -125,12 +131,22 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.text_only:
         resolved = replace(resolved, profile=resolved.profile.without_encoders())
     planned = plan_model(request, resolved, args.model)
+    cold = None
+    if not isinstance(planned, PlanError):
+        cold = cold_start(
+            planned,
+            args.fetch,
+            download_every_start=args.fetch == "vllm",
+            download_rate_mib_per_s=args.download_rate_mibps,
+            load_rate_mib_per_s=args.load_rate_mibps,
+            engine_start_seconds=args.engine_start_seconds,
+        )
     if args.explain and not isinstance(planned, PlanError):
         sys.stdout.write(plan_explanation(planned) + "\n")
     elif args.output == "table":
-        sys.stdout.write(plan_as_table(planned) + "\n")
+        sys.stdout.write(plan_as_table(planned, cold) + "\n")
     else:
-        _print(plan_as_dict(planned), args.output)
+        _print(plan_as_dict(planned, cold), args.output)
     return EXIT_INFEASIBLE if isinstance(planned, PlanError) else EXIT_OK
 
 
@@ -270,6 +286,19 @@ def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default="off",
         help="MTP speculative decoding; opt-in: no public vLLM run of this model uses it (auto: on w/o PP)",
     )
+    p.add_argument(
+        "--fetch",
+        choices=["job", "vllm", "none"],
+        default="job",
+        help="cold start: a download Job fills a cache once (job), vLLM downloads into each pod's emptyDir "
+        "on every start (vllm), or the weights are in place (none)",
+    )
+    for flag, default in (
+        ("--download-rate-mibps", DEFAULT_DOWNLOAD_RATE_MIB_PER_S),
+        ("--load-rate-mibps", DEFAULT_LOAD_RATE_MIB_PER_S),
+        ("--engine-start-seconds", DEFAULT_ENGINE_START_SECONDS),
+    ):
+        p.add_argument(flag, type=_positive, default=default, help=f"cold start estimate (default {default})")
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
     p.add_argument(
         "--explain",

@@ -79,6 +79,13 @@ def test_fp8_on_h100_becomes_ready_with_plan_endpoint_and_columns(
     assert status["plan"]["gpusPerReplica"] == 8 and status["plan"]["tensorParallel"] == 8
     assert status["ready"] == "1/1" and status["readyReplicas"] == 1
     assert status["endpoint"] == f"http://mimo-fp8-h100.{namespace}.svc:8000/v1"
+    # The cold-start estimate in the plan matches the startup probe the StatefulSet got.
+    cold = status["plan"]["coldStart"]
+    sts = get_json(sandbox, "-n", namespace, "get", "statefulset", "mimo-fp8-h100")
+    startup = sts["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    budget = startup["periodSeconds"] * startup["failureThreshold"]
+    assert cold["newPodSeconds"] <= budget < cold["newPodSeconds"] + startup["periodSeconds"]
+    assert cold["firstStartSeconds"] == cold["downloadSeconds"] + cold["newPodSeconds"]
     assert _children(sandbox, namespace, "mimo-fp8-h100") == [
         "networkpolicy.networking.k8s.io/mimo-fp8-h100",
         "service/mimo-fp8-h100",

@@ -16,6 +16,8 @@ from mimo_operator.api.flags import owned_flags_in
 from mimo_operator.models.family import KNOWN_CHECKPOINTS
 from mimo_operator.models.gpus import GPU_CATALOG
 from mimo_operator.models.limits import (
+    DEFAULT_DOWNLOAD_RATE_MIB_PER_S,
+    DEFAULT_LOAD_RATE_MIB_PER_S,
     MAX_GPU_MEMORY_UTILIZATION,
     MAX_MIN_CONCURRENCY,
     MIN_GPU_MEMORY_UTILIZATION,
@@ -217,6 +219,9 @@ class ModelSource(_Model):
     """Where the weights live. Without it they are downloaded into an emptyDir on every start."""
     token_secret_ref: SecretKeyRef | None = None
     """Hugging Face token for gated or private repositories (HF_TOKEN)."""
+    download_rate_mi_bps: Annotated[int, Field(ge=1, le=100000)] = DEFAULT_DOWNLOAD_RATE_MIB_PER_S
+    """Download rate (MiB/s) the cold-start estimate in status.plan.coldStart assumes; set it to the
+    status.weights.bytesPerSecond a download in this cluster reached. It limits nothing."""
     multimodal_limits: MultimodalLimits | None = None
     """MiMo-V2.5 only: images, videos and audio clips per prompt. All three 0 serves it as text only,
     and vLLM then skips loading the vision and audio encoders."""
@@ -435,7 +440,7 @@ class ResourcesSpec(_Model):
 class ProbesSpec(_Model):
     startup_budget_seconds: Annotated[int, Field(ge=60, le=86400)] | Literal["auto"] = "auto"
     """How long a pod may take to load weights before it is restarted. auto: from weight bytes per pod."""
-    load_rate_mi_bps: Annotated[int, Field(ge=50, le=100000)] = 400
+    load_rate_mi_bps: Annotated[int, Field(ge=50, le=100000)] = DEFAULT_LOAD_RATE_MIB_PER_S
     """Assumed weight loading rate per pod (MiB/s) for the auto budget; raise it for local NVMe."""
 
 

@@ -31,6 +31,29 @@ class Condition(_Status):
     """The metadata.generation the condition was computed from."""
 
 
+class ColdStartStatus(_Status):
+    """How long a replica takes to start, estimated before anything runs (README, "Model weights")."""
+
+    fetched_by: Literal["job", "vllm", "none"]
+    """Who downloads the weights: a Job once per cache, vLLM in each pod, or nobody."""
+    download_gi_b: float
+    """Checkpoint GiB fetched before the first pod can load."""
+    download_rate_mi_bps: int
+    """The rate assumed (spec.model.downloadRateMiBps)."""
+    download_seconds: int
+    """Download at that rate."""
+    load_seconds: int
+    """Weights per pod at spec.probes.loadRateMiBps."""
+    engine_start_seconds: int
+    """Process start, NCCL, torch.compile and CUDA graphs (the operator's engine_init_seconds)."""
+    first_start_seconds: int
+    """From apply to the first replica serving, nothing cached yet."""
+    new_pod_seconds: int
+    """A restart, reschedule or scale-up afterwards."""
+    summary: str
+    """The estimate in one sentence."""
+
+
 class PlanStatus(_Status):
     gpus_per_replica: int
     """GPUs one model replica uses."""
@@ -78,6 +101,8 @@ class PlanStatus(_Status):
     """One line a person reads in kubectl get -o wide."""
     hash: str
     """Changes only when the rendered workload must change."""
+    cold_start: ColdStartStatus | None = None
+    """How long the first start and a new pod take: download, load, engine start."""
 
 
 class WeightsStatus(_Status):

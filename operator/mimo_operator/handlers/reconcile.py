@@ -54,7 +54,7 @@ from mimo_operator.render.children import render_download_children
 from mimo_operator.render.conditions import set_condition
 from mimo_operator.render.diagnosis import STUCK_CONTAINER_REASONS, pod_problems
 from mimo_operator.render.planning import AWAITING_CHECKPOINT_CONFIG
-from mimo_operator.render.probes import startup_budget_seconds
+from mimo_operator.render.probes import cold_start_for, startup_budget_seconds
 from mimo_operator.render.status import compute_status, failed_status
 from mimo_operator.render.weights import render_fetch_job
 
@@ -229,6 +229,7 @@ async def _serving_status(
         autoscaler=autoscaler,
         keda_available=config.keda_available,
         scaling=autoscaling_status(md, plan, config),
+        cold=cold_start_for(md, plan, config),
     )
     new = status_of()
     if new.phase == "Ready":

@@ -16,6 +16,7 @@ from mimo_operator.kube.lease import (
     RETRY_PERIOD_SECONDS,
     validate_timings,
 )
+from mimo_operator.models.limits import DEFAULT_ENGINE_START_SECONDS
 from mimo_operator.render import DEFAULT_VLLM_IMAGE, RenderConfig
 from mimo_operator.render.config import DEFAULT_API_PEERS
 
@@ -42,7 +43,7 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(default=8081, ge=0, le=65535)
     """Port of the Prometheus /metrics endpoint (0 disables it)."""
     log_format: Literal["text", "json"] = "text"
-    engine_init_seconds: int = Field(default=420, ge=0)
+    engine_init_seconds: int = Field(default=DEFAULT_ENGINE_START_SECONDS, ge=0)
     """Startup-probe allowance beyond weight loading (see render/probes.py)."""
     max_backoff_seconds: float = Field(default=300.0, gt=0)
     """Longest wait before retrying a deployment whose reconcile failed."""

@@ -22,3 +22,15 @@ MAX_MIN_CONCURRENCY = 4096
 # vLLM's own default is 0.92 (vllm/config/cache.py) and the public vLLM recipe for this model uses 0.9.
 MIN_GPU_MEMORY_UTILIZATION = 0.5
 MAX_GPU_MEMORY_UTILIZATION = 0.98
+
+# What the cold-start estimate (planner/coldstart.py) and the startup probe's budget assume unless
+# told otherwise. The download rate is an assumption, not a measurement: 100 MiB/s (~0.84 Gbit/s) is
+# a modest share of a 10 GbE node link to the Hub or a mirror; egress proxies are often slower, a
+# nearby mirror faster, and status.weights.bytesPerSecond shows what a download here really got.
+DEFAULT_DOWNLOAD_RATE_MIB_PER_S = 100
+# Reading safetensors from the cache volume into GPU memory, per pod (network storage); raise it for
+# local NVMe.
+DEFAULT_LOAD_RATE_MIB_PER_S = 400
+# Process start, NCCL setup, torch.compile and CUDA graph capture: several minutes for a 48-layer MoE
+# on a first start (the operator setting engine_init_seconds).
+DEFAULT_ENGINE_START_SECONDS = 420

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from mimo_operator.planner.coldstart import ColdStart
 from mimo_operator.planner.types import Plan, PlanError
 
 
-def plan_as_dict(outcome: Plan | PlanError) -> dict[str, Any]:
+def cold_start_as_dict(cold: ColdStart) -> dict[str, Any]:
+    """The names `status.plan.coldStart` uses."""
+    return {
+        "fetchedBy": cold.fetched_by,
+        "downloadGiB": cold.download_gib,
+        "downloadRateMiBps": cold.download_rate_mib_per_s,
+        "downloadSeconds": cold.download_seconds,
+        "loadSeconds": cold.load_seconds,
+        "engineStartSeconds": cold.engine_start_seconds,
+        "firstStartSeconds": cold.first_start_seconds,
+        "newPodSeconds": cold.new_pod_seconds,
+        "summary": cold.summary,
+    }
+
+
+def plan_as_dict(outcome: Plan | PlanError, cold: ColdStart | None = None) -> dict[str, Any]:
     """camelCase keys, the same names `status.plan` uses; `feasible` says which kind of outcome it is."""
     if isinstance(outcome, PlanError):
         return {
@@ -51,21 +67,25 @@ def plan_as_dict(outcome: Plan | PlanError) -> dict[str, Any]:
         "summary": plan.summary,
         "notes": list(plan.notes),
         "rejected": [{"layout": r.layout, "reason": r.reason} for r in plan.rejected],
+        **({"coldStart": cold_start_as_dict(cold)} if cold is not None else {}),
     }
 
 
-def plan_as_table(outcome: Plan | PlanError) -> str:
+def plan_as_table(outcome: Plan | PlanError, cold: ColdStart | None = None) -> str:
     """Plain aligned text for a terminal: the figures, then the alternatives and why they lost."""
-    data = plan_as_dict(outcome)
+    data = plan_as_dict(outcome, cold)
     lines: list[str] = []
     if not data["feasible"]:
         lines.append(f"INFEASIBLE ({data['reason']}): {data['message']}")
     else:
         lines.append(data["summary"])
         lines.append("")
-        rows = [(k, v) for k, v in data.items() if k not in {"feasible", "summary", "rejected", "notes"}]
+        skipped = {"feasible", "summary", "rejected", "notes", "coldStart"}
+        rows = [(k, v) for k, v in data.items() if k not in skipped]
         width = max(len(k) for k, _ in rows)
         lines.extend(f"  {k.ljust(width)}  {_cell(v)}" for k, v in rows)
+        if cold is not None:
+            lines.append(f"  {'coldStart'.ljust(width)}  {cold.summary}")
         lines.extend(f"  note: {n}" for n in data["notes"])
     if data["rejected"]:
         lines.append("")

@@ -8,6 +8,7 @@ from typing import Any
 
 from mimo_operator import __version__
 from mimo_operator.api import constants
+from mimo_operator.models.limits import DEFAULT_ENGINE_START_SECONDS
 
 # The vLLM release the operator's command lines are written and tested for: MiMo-V2-Flash runs from
 # 0.14, its reasoning/tool parsers from 0.20, MTP from 0.22; `mimo` parsers are registered in 0.33
@@ -41,9 +42,8 @@ class RenderConfig:
         return self.rocm_vllm_image if vendor == "amd" else self.vllm_image
 
     image_pull_policy: str = "IfNotPresent"
-    # Seconds vLLM needs besides reading weights: process start, NCCL setup, torch.compile and CUDA
-    # graph capture (several minutes for a 48-layer MoE on first start).
-    engine_init_seconds: int = 420
+    # Seconds vLLM needs besides reading weights (models/limits.py says what they cover).
+    engine_init_seconds: int = DEFAULT_ENGINE_START_SECONDS
     termination_grace_seconds: int = 120
     model_mount_path: str = "/models"
     # The image the weights download Job runs `python -m mimo_operator.fetcher` in: the operator's own

@@ -13,7 +13,9 @@ from typing import Any
 
 from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
+from mimo_operator.planner.coldstart import ColdStart, cold_start, load_seconds
 from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.weights import fetch_mode
 
 STARTUP_PERIOD_SECONDS = 10
 
@@ -31,10 +33,25 @@ def startup_budget_seconds(md: MimoDeployment, plan: Plan, config: RenderConfig)
     configured = md.spec.probes.startup_budget_seconds
     if configured != "auto":
         return configured
-    weights_mib = plan.weights_gib_per_pod * 1024
-    load = weights_mib / md.spec.probes.load_rate_mi_bps
-    budget = load + config.engine_init_seconds
+    budget = load_seconds(plan, md.spec.probes.load_rate_mi_bps) + config.engine_init_seconds
     return int(math.ceil(budget / STARTUP_PERIOD_SECONDS) * STARTUP_PERIOD_SECONDS)
+
+
+def cold_start_for(md: MimoDeployment, plan: Plan, config: RenderConfig) -> ColdStart:
+    """The plan's cold-start estimate with this deployment's cache: an emptyDir (no cache source)
+    makes vLLM download on every start; hostPath or a claim keeps what vLLM fetched."""
+    cache = md.spec.model.cache
+    sources = (
+        () if cache is None else (cache.persistent_volume_claim, cache.host_path, cache.volume_claim_template)
+    )
+    return cold_start(
+        plan,
+        fetch_mode(md),
+        download_every_start=all(source is None for source in sources),
+        download_rate_mib_per_s=md.spec.model.download_rate_mi_bps,
+        load_rate_mib_per_s=md.spec.probes.load_rate_mi_bps,
+        engine_start_seconds=config.engine_init_seconds,
+    )
 
 
 def _check(multi_node: bool) -> dict[str, Any]:

@@ -16,14 +16,29 @@ from mimo_operator.api import (
     PlanStatus,
     constants,
 )
-from mimo_operator.api.status import Phase
+from mimo_operator.api.status import ColdStartStatus, Phase
 from mimo_operator.planner import Plan
+from mimo_operator.planner.coldstart import ColdStart
 from mimo_operator.render import names
 from mimo_operator.render.conditions import set_condition
 from mimo_operator.render.diagnosis import autoscaling_conditions
 
 
-def plan_status(plan: Plan, digest: str) -> PlanStatus:
+def cold_start_status(cold: ColdStart) -> ColdStartStatus:
+    return ColdStartStatus(
+        fetched_by=cold.fetched_by,
+        download_gi_b=cold.download_gib,
+        download_rate_mi_bps=cold.download_rate_mib_per_s,
+        download_seconds=cold.download_seconds,
+        load_seconds=cold.load_seconds,
+        engine_start_seconds=cold.engine_start_seconds,
+        first_start_seconds=cold.first_start_seconds,
+        new_pod_seconds=cold.new_pod_seconds,
+        summary=cold.summary,
+    )
+
+
+def plan_status(plan: Plan, digest: str, cold: ColdStart | None = None) -> PlanStatus:
     return PlanStatus(
         gpus_per_replica=plan.gpus_per_replica,
         gpus_per_pod=plan.gpus_per_pod,
@@ -48,6 +63,7 @@ def plan_status(plan: Plan, digest: str) -> PlanStatus:
         notes=list(plan.notes),
         summary=plan.summary,
         hash=digest,
+        cold_start=cold_start_status(cold) if cold is not None else None,
     )
 
 
@@ -96,6 +112,7 @@ def compute_status(
     keda_available: bool = False,
     problems: Sequence[tuple[str, str]] = (),
     scaling: AutoscalingStatus | None = None,
+    cold: ColdStart | None = None,
 ) -> MimoDeploymentStatus:
     gen = md.metadata.generation
     replicas = md.spec.effective_replicas()
@@ -160,7 +177,7 @@ def compute_status(
         observed_generation=gen,
         phase=phase,
         conditions=conds,
-        plan=plan_status(plan, digest),
+        plan=plan_status(plan, digest, cold),
         replicas=replicas,
         ready_replicas=ready,
         ready=f"{ready}/{replicas}",
