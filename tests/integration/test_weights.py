@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mimo_operator.api import parse_mimo_deployment
+from mimo_operator.api import constants, parse_mimo_deployment
 from mimo_operator.fetcher.config_report import encode_config
 from mimo_operator.models.checkpoint import planning_config
 from mimo_operator.planner import Plan
@@ -33,6 +33,12 @@ def _mimo(sandbox: Sandbox, ns: str, name: str) -> Any:
 
 def _condition(obj: Any, type_: str) -> Any:
     return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def _events_of(sandbox: Sandbox, ns: str, name: str) -> list[Any]:
+    selector = f"involvedObject.name={name}"
+    items: list[Any] = get_json(sandbox, "-n", ns, "get", "events", "--field-selector", selector)["items"]
+    return items
 
 
 def _items(sandbox: Sandbox, ns: str, kind: str) -> list[Any]:
@@ -347,3 +353,88 @@ def test_a_fine_tune_is_planned_from_the_config_its_download_job_reported(
     assert plan["weightsGiBPerGpu"] == pytest.approx(expected.weights_gib_per_gpu, abs=0.1)
     vllm = sts["spec"]["template"]["spec"]["containers"][0]
     assert vllm["args"][vllm["args"].index("--max-model-len") + 1] == str(expected.max_model_len)
+
+
+def test_deployments_of_the_same_weights_share_one_download(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    weights_pvc(sandbox, namespace)
+    first = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    bodies = [first, {**first, "metadata": {"name": "mimo-fp8-h100-b"}}]
+    names = [body["metadata"]["name"] for body in bodies]
+    # Applied together, the two reconciles race for the same download Job; one Job must come of it.
+    sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump_all(bodies))
+
+    def fetched(*wanted: str) -> Any:
+        def check() -> Any:
+            objs = [_mimo(sandbox, namespace, name) for name in wanted]
+            ready = [(_condition(obj, "WeightsReady") or {}).get("status") for obj in objs]
+            sets = _items(sandbox, namespace, "statefulsets")
+            owners = {s["metadata"]["labels"][constants.LABEL_DEPLOYMENT] for s in sets}
+            if ready == ["True"] * len(wanted) and set(wanted) <= owners:
+                return objs
+            return NotYet((ready, owners, [o.get("status", {}).get("phase") for o in objs]))
+
+        return check
+
+    objs = wait_for(fetched(*names), timeout=150, description="both deployments' weights ready")
+    (job,) = _items(sandbox, namespace, "jobs")
+    job_name = job["metadata"]["name"]
+    assert job["status"]["succeeded"] == 1 and not job["status"].get("failed")
+    assert [obj["status"]["weights"]["job"] for obj in objs] == [job_name, job_name]
+    (controller,) = [ref["name"] for ref in job["metadata"]["ownerReferences"] if ref.get("controller")]
+    (other,) = [obj for obj in objs if obj["metadata"]["name"] != controller]
+    assert f"MimoDeployment {controller}'s" in _condition(other, "WeightsReady")["message"]
+    # The race for the Job's name is no failure: nobody was told the name is taken.
+    for name in names:
+        reasons = [e["reason"] for e in _events_of(sandbox, namespace, name) if e["type"] == "Warning"]
+        assert "ChildNameTaken" not in reasons, reasons
+
+    # A deployment added later finds the completed download and creates no Job at all.
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "-f",
+        "-",
+        input=yaml.safe_dump({**first, "metadata": {"name": "mimo-late"}}),
+    )
+    (late,) = wait_for(fetched("mimo-late"), timeout=60, description="the late deployment's weights ready")
+    assert [j["metadata"]["name"] for j in _items(sandbox, namespace, "jobs")] == [job_name]
+    assert late["status"]["weights"]["job"] == job_name
+
+
+def test_a_retained_cache_claim_outlives_its_deployment_and_is_adopted_again(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess
+) -> None:
+    body = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    body["spec"]["model"]["cache"] = {"volumeClaimTemplate": {"size": "400Gi", "whenDeleted": "Retain"}}
+    name = body["metadata"]["name"]
+
+    def downloading() -> Any:
+        obj = _mimo(sandbox, namespace, name)
+        return obj if obj.get("status", {}).get("phase") == "Downloading" else NotYet(obj.get("status"))
+
+    sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+    wait_for(downloading, timeout=60, description="phase Downloading")
+    (claim,) = _items(sandbox, namespace, "persistentvolumeclaims")
+    assert claim["metadata"]["name"] == f"{name}-weights"
+    assert not claim["metadata"].get("ownerReferences")
+
+    # Deleted: the garbage collector removes the Job (owned) and leaves the claim (not owned).
+    sandbox.kubectl("-n", namespace, "delete", "mimo", name, "--wait=true")
+    wait_for(
+        lambda: _items(sandbox, namespace, "jobs") == [] or NotYet("the Job is still there"),
+        timeout=60,
+        description="the deployment's Job garbage-collected",
+    )
+    (kept,) = _items(sandbox, namespace, "persistentvolumeclaims")
+    assert kept["metadata"]["uid"] == claim["metadata"]["uid"]
+
+    # Applied again under the same name: the claim is adopted, not reported as someone else's.
+    sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+    obj = wait_for(downloading, timeout=60, description="Downloading again, on the kept claim")
+    assert _condition(obj, "Ready")["reason"] != "ChildNameTaken"
+    (again,) = _items(sandbox, namespace, "persistentvolumeclaims")
+    assert again["metadata"]["uid"] == claim["metadata"]["uid"]
+    assert len(_items(sandbox, namespace, "jobs")) == 1

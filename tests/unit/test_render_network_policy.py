@@ -31,9 +31,24 @@ class Pod:
     labels: dict[str, str]
 
 
-def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    assert set(selector) <= {"matchLabels"}, "the evaluator knows matchLabels only"
-    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+def _expression_holds(expression: dict[str, Any], labels: dict[str, str]) -> bool:
+    """One LabelSelectorRequirement, as apimachinery's labels.Selector reads it."""
+    key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+    if operator == "In":
+        return key in labels and labels[key] in values
+    if operator == "NotIn":
+        return key not in labels or labels[key] not in values
+    if operator == "Exists":
+        return key in labels
+    assert operator == "DoesNotExist", operator
+    return key not in labels
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A meta/v1 LabelSelector: every matchLabels pair and every matchExpressions requirement."""
+    assert set(selector) <= {"matchLabels", "matchExpressions"}, selector
+    pairs = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    return pairs and all(_expression_holds(e, labels) for e in selector.get("matchExpressions", []))
 
 
 def _namespace_labels(namespace: str) -> dict[str, str]:
@@ -47,10 +62,10 @@ def _peer_admits(peer: dict[str, Any], policy_namespace: str, source: Pod) -> bo
         # (whether a CNI applies it to pod IPs is implementation-defined), so it admits none of them.
         return False
     if "namespaceSelector" in peer:
-        namespace_ok = _matches(peer["namespaceSelector"], _namespace_labels(source.namespace))
+        namespace_ok = matches(peer["namespaceSelector"], _namespace_labels(source.namespace))
     else:
         namespace_ok = source.namespace == policy_namespace
-    return namespace_ok and _matches(peer.get("podSelector", {}), source.labels)
+    return namespace_ok and matches(peer.get("podSelector", {}), source.labels)
 
 
 def admits(policies: list[dict[str, Any]], source: Pod, destination: Pod, port: int) -> bool:
@@ -58,7 +73,7 @@ def admits(policies: list[dict[str, Any]], source: Pod, destination: Pod, port: 
         p
         for p in policies
         if p["metadata"]["namespace"] == destination.namespace
-        and _matches(p["spec"]["podSelector"], destination.labels)
+        and matches(p["spec"]["podSelector"], destination.labels)
         and "Ingress" in p["spec"]["policyTypes"]
     ]
     if not selecting:
@@ -166,8 +181,8 @@ def test_the_policy_selects_this_deployments_pods_and_no_others() -> None:
     ours = _children(_deployment(model={"cache": {"volumeClaimTemplate": {"size": "400Gi"}}}))
     theirs = _pods(_children(_deployment(called="other")))
     (policy,) = _policies(ours)
-    assert all(_matches(policy["spec"]["podSelector"], pod.labels) for pod in _pods(ours))
-    assert not any(_matches(policy["spec"]["podSelector"], pod.labels) for pod in theirs)
+    assert all(matches(policy["spec"]["podSelector"], pod.labels) for pod in _pods(ours))
+    assert not any(matches(policy["spec"]["podSelector"], pod.labels) for pod in theirs)
     # The weights download pod (it listens on nothing) is covered too: nothing outside reaches it.
     (job,) = [c for c in ours if c["kind"] == "Job"]
     fetcher = Pod(NAMESPACE, job["spec"]["template"]["metadata"]["labels"])

@@ -1,5 +1,6 @@
 """The weights cache as rendered: claim, download Job, and a vLLM container that reads it offline."""
 
+import hashlib
 from typing import Any
 
 import kubernetes_validate
@@ -13,6 +14,7 @@ from mimo_operator.handlers.settings import OperatorSettings
 from mimo_operator.planner import Plan
 from mimo_operator.render import RenderConfig, plan_for, render_children
 from tests.unit.test_render_golden import GOLDEN
+from tests.unit.test_render_network_policy import matches
 
 TEMPLATE = {"volumeClaimTemplate": {"size": "400Gi", "storageClassName": "fast-rwx"}}
 
@@ -160,3 +162,69 @@ def test_no_job_where_the_operator_does_not_fetch(cache: dict[str, Any] | None) 
 def test_cache_specs_that_cannot_work_are_refused(cache: dict[str, Any], error: str) -> None:
     with pytest.raises(SpecInvalid, match=error):
         _md(cache)
+
+
+def _named(name: str, cache: dict[str, Any], **model: Any) -> Any:
+    body = yaml.safe_load((GOLDEN / "fp8-h200.input.yaml").read_text())
+    body["metadata"]["name"] = name
+    body["metadata"]["uid"] = f"00000000-0000-0000-0000-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    body["spec"].setdefault("model", {}).update(model, cache=cache)
+    return parse_mimo_deployment(body)
+
+
+PINNED = "0123456789abcdef0123456789abcdef01234567"
+SHARED = {"persistentVolumeClaim": {"claimName": "team-weights"}}
+
+
+def test_deployments_of_the_same_weights_on_one_claim_render_one_download_job() -> None:
+    a, b = _named("chat-a", SHARED, revision=PINNED), _named("chat-b", SHARED, revision=PINNED)
+    job_a, job_b = _one(_children(a), "Job"), _one(_children(b), "Job")
+    # Same name and the same immutable content: whichever deployment comes second finds the first's
+    # Job (handlers/weights.py) and never starts a second fetcher into the same directory.
+    assert job_a["metadata"]["name"] == job_b["metadata"]["name"]
+    assert job_a["metadata"]["name"].startswith("team-weights-fetch-")
+    assert job_a["spec"] == job_b["spec"]
+    # Each deployment's own children stay its own.
+    assert job_a["metadata"]["ownerReferences"][0]["uid"] == a.metadata.uid
+    # Other weights on the claim, or the same weights on another claim, are another Job.
+    other_revision = _one(_children(_named("chat-c", SHARED, revision="f" * 40)), "Job")
+    other_claim = _one(_children(_named("chat-a", {"persistentVolumeClaim": {"claimName": "x"}})), "Job")
+    names = {job_a["metadata"]["name"], other_revision["metadata"]["name"], other_claim["metadata"]["name"]}
+    assert len(names) == 3
+    # A claim the operator creates per deployment is never shared.
+    own = [_one(_children(_named(n, TEMPLATE, revision=PINNED)), "Job") for n in ("chat-a", "chat-b")]
+    assert own[0]["metadata"]["name"] != own[1]["metadata"]["name"]
+
+
+def test_a_long_claim_name_still_gives_a_job_name_the_pod_label_can_hold() -> None:
+    long_claim = {"persistentVolumeClaim": {"claimName": "w" * 200}}
+    job = _one(_children(_named("chat", long_claim)), "Job")
+    assert len(job["metadata"]["name"]) <= 63
+    assert len(job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"]) <= 63
+    kubernetes_validate.validate(job, "1.35.0", strict=True)
+
+
+def test_a_shared_download_pod_is_under_the_network_policy_of_every_deployment_sharing_it() -> None:
+    a, b = _named("chat-a", SHARED, revision=PINNED), _named("chat-b", SHARED, revision=PINNED)
+    pod_labels = _one(_children(a), "Job")["spec"]["template"]["metadata"]["labels"]
+    for md in (a, b):
+        children = _children(md)
+        policy = _one(children, "NetworkPolicy")
+        kubernetes_validate.validate(policy, "1.35.0", strict=True)
+        assert matches(policy["spec"]["podSelector"], pod_labels)
+        vllm_labels = _one(children, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+        assert matches(policy["spec"]["podSelector"], vllm_labels)
+    # The other deployment's vLLM pods are not selected by this one's policy.
+    policy_a = _one(_children(a), "NetworkPolicy")
+    vllm_b = _one(_children(b), "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    assert not matches(policy_a["spec"]["podSelector"], vllm_b)
+
+
+def test_a_retained_claim_has_no_owner_and_a_deleted_one_has_its_deployment() -> None:
+    retained = _named("chat", {"volumeClaimTemplate": {"size": "400Gi", "whenDeleted": "Retain"}})
+    claim = _one(_children(retained), "PersistentVolumeClaim")
+    kubernetes_validate.validate(claim, "1.35.0", strict=True)
+    assert "ownerReferences" not in claim["metadata"]  # the garbage collector leaves it
+    assert claim["metadata"]["labels"]["serving.mimo.dev/deployment"] == "chat"  # adopted again by name
+    deleted = _one(_children(_named("chat", TEMPLATE)), "PersistentVolumeClaim")
+    assert deleted["metadata"]["ownerReferences"][0]["uid"] == retained.metadata.uid

@@ -10,9 +10,16 @@ import yaml
 from mimo_operator.api import MimoDeploymentStatus, parse_mimo_deployment
 from mimo_operator.api.status import WeightsStatus
 from mimo_operator.fetcher.config_report import encode_config
-from mimo_operator.handlers.weights import final_report, progress_text, reported_config, weights_gate
+from mimo_operator.handlers.weights import (
+    final_report,
+    gate_children,
+    progress_text,
+    reported_config,
+    weights_gate,
+)
 from mimo_operator.models.checkpoint import planning_config
-from mimo_operator.render import RenderConfig
+from mimo_operator.planner import Plan
+from mimo_operator.render import RenderConfig, plan_for, render_children
 from tests.unit.test_render_golden import GOLDEN
 
 NOW = "2026-12-02T15:00:00Z"
@@ -221,3 +228,42 @@ def test_while_weights_download_running_statefulsets_are_kept_and_none_is_create
     fresh = gate.holding_back({("v1", "Service", "sft"): {}})
     assert fresh.kept == () and fresh.holding
     assert fresh.apply(MimoDeploymentStatus(phase="Pending"), NOW, 1).phase == "Downloading"
+
+
+def _shared_md() -> Any:
+    body = yaml.safe_load((GOLDEN / "fp8-h200.input.yaml").read_text())
+    body["metadata"]["name"] = "chat-b"
+    body["spec"].setdefault("model", {})["cache"] = {"persistentVolumeClaim": {"claimName": "team-weights"}}
+    return parse_mimo_deployment(body)
+
+
+def _owned_by(job: dict[str, Any], name: str) -> dict[str, Any]:
+    ref = {"apiVersion": "serving.mimo.dev/v1alpha1", "kind": "MimoDeployment", "name": name, "uid": "u"}
+    return {
+        **job,
+        "metadata": {"name": "team-weights-fetch-1", "ownerReferences": [{**ref, "controller": True}]},
+    }
+
+
+def test_another_deployments_download_is_waited_for_and_never_applied_again() -> None:
+    md = _shared_md()
+    plan = plan_for(md.spec)
+    assert isinstance(plan, Plan)
+    desired = render_children(md, plan, RenderConfig())
+    running = _owned_by(_job(None), "chat-a")
+
+    children, gate = gate_children(md, RenderConfig(), desired, {}, None, shared=running)
+
+    assert gate is not None and gate.state == "Downloading" and gate.holding
+    assert "MimoDeployment chat-a's" in gate.message
+    kinds = [obj["kind"] for obj in children]
+    assert "Job" not in kinds and "StatefulSet" not in kinds  # chat-a's Job does the work
+
+    report = {"phase": "Complete", "sha": SHA, "bytesDone": 313, "bytesTotal": 313}
+    children, gate = gate_children(
+        md, RenderConfig(), desired, {}, report, shared=_owned_by(_job("Complete"), "chat-a")
+    )
+    assert gate is not None and gate.state == "Ready" and gate.weights.sha == SHA
+    assert "verified by Job" in gate.message and "chat-a" in gate.message
+    kinds = [obj["kind"] for obj in children]
+    assert "Job" not in kinds and "StatefulSet" in kinds

@@ -86,6 +86,10 @@ class CacheClaimTemplate(_Model):
         Field(min_length=1, max_length=4),
     ] = ["ReadWriteMany"]
     """ReadWriteMany lets the download Job and every vLLM pod on every node mount it."""
+    when_deleted: Literal["Delete", "Retain"] = "Delete"
+    """Delete: the claim (and the weights on it) goes with the MimoDeployment. Retain: the claim has no
+    owner and stays when the MimoDeployment is deleted; a MimoDeployment of the same name adopts it
+    again (no new download), and you delete it with kubectl when it is no longer wanted."""
 
 
 FetchMode = Literal["job", "vllm", "none"]
@@ -97,8 +101,8 @@ class ModelCache(_Model):
     host_path: HostPathSource | None = None
     """Weights in a directory on the node."""
     volume_claim_template: CacheClaimTemplate | None = None
-    """A claim the operator creates for the weights (named <name>-weights, deleted with the
-    MimoDeployment)."""
+    """A claim the operator creates for the weights (named <name>-weights; deleted with the
+    MimoDeployment unless whenDeleted: Retain)."""
     fetch: FetchMode | None = None
     """job: a download Job fetches, verifies and pins the weights before any vLLM pod starts, and vLLM
     reads them offline. vllm: vLLM downloads them itself at start. none: the weights are already in

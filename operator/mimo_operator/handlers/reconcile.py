@@ -30,10 +30,14 @@ from mimo_operator.api.policy import AuthorPolicy
 from mimo_operator.handlers import events
 from mimo_operator.handlers.weights import (
     POD_CREATION_GRACE_SECONDS,
+    controller_name,
     gate_children,
     job_report,
     reported_config,
+    shared_download,
+    shared_job,
     weights_gate,
+    without_job,
 )
 from mimo_operator.kube.cache import ChildCache, ChildKey, child_key
 from mimo_operator.kube.children import (
@@ -249,10 +253,12 @@ async def _apply(
     live: dict[ChildKey, dict[str, Any]],
     field_manager: str,
     kept: tuple[ChildKey, ...],
+    shareable: frozenset[ChildKey] = frozenset(),
 ) -> SyncResult | Outcome:
     """Apply what differs and prune what is no longer wanted, leaving `kept` as it is; the Outcome
-    instead when a child's name is taken or the API server refuses one (no child changed)."""
-    conflicts = await find_conflicts(client, owner, desired, live)
+    instead when a child's name is taken or the API server refuses one (no child changed).
+    `shareable` children may already exist under another deployment (kube/children.py)."""
+    conflicts = await find_conflicts(client, owner, desired, live, shareable)
     if conflicts.strangers:
         taken = (
             f"{', '.join(conflicts.strangers)} already exist and are not owned by this MimoDeployment; "
@@ -284,6 +290,7 @@ async def _fetch_before_planning(
     owner: Owner,
     live: dict[ChildKey, dict[str, Any]],
     report: dict[str, Any] | None,
+    shared: dict[str, Any] | None,
 ) -> Outcome:
     """spec.model.configFrom: checkpoint, before the download Job reported the config.json the plan
     comes from: only the weights' children (claim, Job, NetworkPolicy) are applied; whatever else
@@ -291,13 +298,17 @@ async def _fetch_before_planning(
     desired = render_download_children(md, config)
     job = next(obj for obj in desired if obj["kind"] == "Job")
     name = job["metadata"]["name"]
+    live_job = shared if shared is not None else live.get(child_key(job))
+    shared_by = controller_name(shared) if shared is not None else None
     gate = weights_gate(
-        md, config, name, live.get(child_key(job)), report, datetime.datetime.now(datetime.UTC)
+        md, config, name, live_job, report, datetime.datetime.now(datetime.UTC), shared_by=shared_by
     )
     gate = gate.holding_back(live)
+    desired = without_job(desired, shared)
     wanted = {child_key(obj) for obj in desired}
+    kept = tuple(k for k in live if k not in wanted)
     sync = await _apply(
-        client, body, old, owner, desired, live, field_manager, tuple(k for k in live if k not in wanted)
+        client, body, old, owner, desired, live, field_manager, kept, shared_download(md, desired)
     )
     if isinstance(sync, Outcome):
         return sync
@@ -346,23 +357,30 @@ async def reconcile(
     owner = Owner(md.metadata.namespace, md.metadata.name, md.metadata.uid)
     live = await cache.children(client, owner.namespace, owner.name, child_kinds(config))
     fetch_job = render_fetch_job(md, config)
-    report, checkpoint_config = None, None
+    report, checkpoint_config, shared = None, None, None
     if fetch_job is not None:
         job_name = fetch_job["metadata"]["name"]
-        report = await job_report(client, owner.namespace, job_name, live.get(child_key(fetch_job)))
+        # The same weights on the same claim may already be downloading for another deployment.
+        shared = await shared_job(client, owner, fetch_job, live)
+        live_job = shared if shared is not None else live.get(child_key(fetch_job))
+        report = await job_report(client, owner.namespace, job_name, live_job)
         checkpoint_config = reported_config(job_name, report, old.weights)
     plan = plan_for(md.spec, checkpoint_config)
     if isinstance(plan, PlanError) and plan.reason == AWAITING_CHECKPOINT_CONFIG:
-        return await _fetch_before_planning(client, body, md, old, config, field_manager, owner, live, report)
+        return await _fetch_before_planning(
+            client, body, md, old, config, field_manager, owner, live, report, shared
+        )
     if isinstance(plan, PlanError):
         return await _fail(client, body, old, plan.reason, plan.message)
 
     # Compute the desired children; no StatefulSet before the weights are complete (handlers/weights.py).
     digest = plan_hash(md, plan, config)
     desired = render_children(md, plan, config, digest)
-    desired, weights = gate_children(md, config, desired, live, report, checkpoint_config)
+    desired, weights = gate_children(md, config, desired, live, report, checkpoint_config, shared)
     kept = weights.kept if weights is not None else ()
-    sync = await _apply(client, body, old, owner, desired, live, field_manager, kept)
+    sync = await _apply(
+        client, body, old, owner, desired, live, field_manager, kept, shared_download(md, desired)
+    )
     if isinstance(sync, Outcome):
         return sync
 

@@ -16,16 +16,18 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from mimo_operator.api import MimoDeployment
+from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.api.status import MimoDeploymentStatus, WeightsStatus
 from mimo_operator.fetcher.config_report import decode_config
 from mimo_operator.fetcher.outcome import FailureKind
+from mimo_operator.kube.cache import ChildKey, child_key
+from mimo_operator.kube.children import Owner
 from mimo_operator.kube.client import KubeClient
 from mimo_operator.kube.resources import KINDS
 from mimo_operator.models.checkpoint import planning_config
 from mimo_operator.render import RenderConfig
 from mimo_operator.render.conditions import set_condition
-from mimo_operator.render.weights import FETCHER_CONTAINER, revision_of, weights_location
+from mimo_operator.render.weights import FETCHER_CONTAINER, revision_of, shares_download, weights_location
 
 # Set by the Job controller on its pods since Kubernetes 1.27 (KEP-3329 era label cleanup).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -175,10 +177,15 @@ def weights_gate(
     report: dict[str, Any] | None,
     now: datetime.datetime | None = None,
     checkpoint_config: str | None = None,
+    shared_by: str | None = None,
 ) -> WeightsGate:
     """What the Job's state means for the deployment (pure; `now` judges a Job that has no pod;
-    `checkpoint_config` is what reported_config found, for spec.model.configFrom: checkpoint)."""
+    `checkpoint_config` is what reported_config found, for spec.model.configFrom: checkpoint;
+    `shared_by` names the MimoDeployment whose Job this is, when it is another one's)."""
     report = report or {}
+    job_text = f"Job {job_name}" + (
+        f" (MimoDeployment {shared_by}'s, same claim and revision)" if shared_by else ""
+    )
     from_checkpoint = md.spec.model.config_from == "checkpoint"
     weights = WeightsStatus(
         progress=progress_text(report),
@@ -196,7 +203,7 @@ def weights_gate(
         return WeightsGate(
             "Failed",
             "ModelConfigNotReported",
-            f"Job {job_name} downloaded {md.spec.model.name}@{weights.revision} but reported no "
+            f"{job_text} downloaded {md.spec.model.name}@{weights.revision} but reported no "
             "config.json to plan from (the repository has none at this revision, or the fetcher image "
             "predates spec.model.configFrom): give the config in spec.model.config instead",
             weights,
@@ -204,7 +211,11 @@ def weights_gate(
     if complete:
         sha = f" at commit {weights.sha}" if weights.sha else ""
         return WeightsGate(
-            "Ready", "Complete", f"{md.spec.model.name}@{weights.revision}{sha} verified", weights
+            "Ready",
+            "Complete",
+            f"{md.spec.model.name}@{weights.revision}{sha} verified"
+            + (f" by {job_text}" if shared_by else ""),
+            weights,
         )
     failed = _condition(live_job, "Failed") if live_job is not None else None
     missing = pod_missing_for(live_job, now) if live_job is not None and now is not None else None
@@ -212,7 +223,7 @@ def weights_gate(
         return WeightsGate(
             "Downloading",
             "DownloadPodNotCreated",
-            f"Job {job_name} has created no pod in {int(missing)} s: the cluster refuses it (a "
+            f"{job_text} has created no pod in {int(missing)} s: the cluster refuses it (a "
             "ResourceQuota, Pod Security admission, or a missing ServiceAccount); `kubectl describe job "
             f"{job_name}` shows the cause, and the download starts once it is fixed",
             weights,
@@ -221,7 +232,7 @@ def weights_gate(
         return WeightsGate(
             "Downloading",
             "Downloading",
-            f"Job {job_name} is fetching {md.spec.model.name}@{weights.revision}",
+            f"{job_text} is fetching {md.spec.model.name}@{weights.revision}",
             weights,
         )
     kind = None
@@ -246,6 +257,45 @@ async def job_report(
     return final_report(pods)
 
 
+def controller_name(obj: dict[str, Any]) -> str | None:
+    """The MimoDeployment that controls `obj`, by name, or None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == constants.KIND:
+            return str(ref.get("name"))
+    return None
+
+
+async def shared_job(
+    client: KubeClient, owner: Owner, job: dict[str, Any], live: dict[ChildKey, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Another MimoDeployment's download Job of the very same weights (render/weights.py names such
+    a Job after its claim and content): this deployment waits for it and reads its report instead of
+    starting a second fetcher into the same directory. None when the Job is this deployment's own,
+    does not exist, or belongs to a deleted deployment of this name (the garbage collector's)."""
+    if child_key(job) in live:
+        return None
+    found = await client.get(KINDS[("batch/v1", "Job")].item(owner.namespace, job["metadata"]["name"]))
+    if found is None:
+        return None
+    controller = controller_name(found)
+    if controller is None or controller == owner.name:
+        return None
+    return found
+
+
+def shared_download(md: MimoDeployment, desired: list[dict[str, Any]]) -> frozenset[ChildKey]:
+    """The desired download Job when its name is its content (render/weights.py shares_download):
+    two deployments of the same weights may race to create it, and either may then control it."""
+    if not shares_download(md):
+        return frozenset()
+    return frozenset(child_key(obj) for obj in desired if obj["kind"] == "Job")
+
+
+def without_job(desired: list[dict[str, Any]], shared: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The desired children, less the download Job when another deployment's Job does the work."""
+    return desired if shared is None else [obj for obj in desired if obj["kind"] != "Job"]
+
+
 def gate_children(
     md: MimoDeployment,
     config: RenderConfig,
@@ -253,16 +303,20 @@ def gate_children(
     live: dict[tuple[str, str, str], dict[str, Any]],
     report: dict[str, Any] | None,
     checkpoint_config: str | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], WeightsGate | None]:
     """Desired children with the StatefulSets held back until the weights are complete; None when
-    the operator does not fetch this deployment's weights. `report` is job_report's."""
+    the operator does not fetch this deployment's weights. `report` is job_report's; `shared` is
+    shared_job's (then the Job is not applied, only waited for)."""
     job = next((obj for obj in desired if obj["kind"] == "Job"), None)
     if job is None:
         return desired, None
     name = job["metadata"]["name"]
-    live_job = live.get(("batch/v1", "Job", name))
+    live_job = shared if shared is not None else live.get(("batch/v1", "Job", name))
     now = datetime.datetime.now(datetime.UTC)
-    gate = weights_gate(md, config, name, live_job, report, now, checkpoint_config)
+    shared_by = controller_name(shared) if shared is not None else None
+    gate = weights_gate(md, config, name, live_job, report, now, checkpoint_config, shared_by)
+    desired = without_job(desired, shared)
     if gate.state == "Ready":
         return desired, gate
     others = [obj for obj in desired if obj["kind"] != "StatefulSet"]

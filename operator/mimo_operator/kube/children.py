@@ -62,13 +62,32 @@ def _predecessor(obj: dict[str, Any], owner: Owner) -> bool:
     )
 
 
+def _retained_for(obj: dict[str, Any], desired: dict[str, Any], owner: Owner) -> bool:
+    """A child rendered without an owner (a weights claim kept when its deployment is deleted) that
+    nobody controls and that is labelled for a deployment of this name: ours to adopt."""
+    if desired.get("metadata", {}).get("ownerReferences"):
+        return False
+    meta = obj.get("metadata", {})
+    if any(ref.get("controller") for ref in meta.get("ownerReferences") or []):
+        return False
+    return (meta.get("labels") or {}).get(constants.LABEL_DEPLOYMENT) == owner.name
+
+
+def _controlled_by_a_deployment(obj: dict[str, Any]) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("controller") and ref.get("kind") == constants.KIND for ref in refs)
+
+
 async def find_conflicts(
     client: KubeClient,
     owner: Owner,
     desired: Sequence[dict[str, Any]],
     live: dict[tuple[str, str, str], dict[str, Any]],
+    shareable: Collection[tuple[str, str, str]] = (),
 ) -> Conflicts:
-    """Desired names already used by objects we do not own (checked before anything is written)."""
+    """Desired names already used by objects we do not own (checked before anything is written).
+    A `shareable` child (a download Job whose name is its content) that another MimoDeployment
+    controls is no conflict: applying it changes nothing but who controls it."""
     conflicts = Conflicts()
     for obj in desired:
         found = live.get(_key(obj))
@@ -77,10 +96,12 @@ async def find_conflicts(
             found = await client.get(kind_of(obj).item(owner.namespace, obj["metadata"]["name"]))
             if found is not None:
                 live[_key(obj)] = found
-        if found is None or _owned_by(found, owner):
+        if found is None or _owned_by(found, owner) or _retained_for(found, obj, owner):
             continue
         if _predecessor(found, owner):
             conflicts.predecessors.append(_describe(obj))
+        elif _key(obj) in shareable and _controlled_by_a_deployment(found):
+            continue
         else:
             conflicts.strangers.append(_describe(obj))
     return conflicts

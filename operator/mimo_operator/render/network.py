@@ -8,6 +8,7 @@ from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
 from mimo_operator.render.config import RenderConfig
+from mimo_operator.render.weights import shared_fetch_instance
 
 
 def render_api_service(md: MimoDeployment, plan: Plan) -> dict[str, Any]:
@@ -81,9 +82,15 @@ def gateway_peers(md: MimoDeployment) -> list[dict[str, Any]]:
     return [{"namespaceSelector": {"matchLabels": {constants.LABEL_NAMESPACE_NAME: namespace}}}]
 
 
-def _all_pods(md: MimoDeployment) -> dict[str, str]:
-    """The vLLM pods and the weights download Job's pod (which lacks LABEL_DEPLOYMENT on purpose)."""
-    return {constants.LABEL_INSTANCE: md.metadata.name, constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
+def _all_pods(md: MimoDeployment) -> dict[str, Any]:
+    """The vLLM pods and the weights download Job's pod (which lacks LABEL_DEPLOYMENT on purpose);
+    a download shared with other deployments of the claim is labelled after the claim instead."""
+    managed = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
+    shared = shared_fetch_instance(md)
+    if shared is None:
+        return {"matchLabels": {constants.LABEL_INSTANCE: md.metadata.name, **managed}}
+    instances = {"key": constants.LABEL_INSTANCE, "operator": "In", "values": [md.metadata.name, shared]}
+    return {"matchLabels": managed, "matchExpressions": [instances]}
 
 
 def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
@@ -108,7 +115,7 @@ def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str,
         "kind": "NetworkPolicy",
         "metadata": names.object_meta(md, md.metadata.name, "vllm"),
         "spec": {
-            "podSelector": {"matchLabels": _all_pods(md)},
+            "podSelector": _all_pods(md),
             "policyTypes": ["Ingress"],
             "ingress": ingress,
         },

@@ -93,12 +93,12 @@ def render_cache_claim(md: MimoDeployment) -> dict[str, Any] | None:
         spec["storageClassName"] = template.storage_class_name
     name = cache_claim_name(md)
     assert name is not None
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": names.object_meta(md, name, "weights"),
-        "spec": spec,
-    }
+    metadata = names.object_meta(md, name, "weights")
+    if template.when_deleted == "Retain":
+        # No owner, so the garbage collector leaves it when the MimoDeployment goes; its deployment
+        # label lets a MimoDeployment of the same name adopt it again (kube/children.py).
+        del metadata["ownerReferences"]
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
 
 
 def _fetcher_args(md: MimoDeployment, config: RenderConfig) -> list[str]:
@@ -137,7 +137,11 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
     }
     # Without the deployment label: the fetcher's pod is not a vLLM pod, and the reconcile's reading
     # of vLLM pods (why are they stuck?) must not see it. The Job controller adds job-name labels.
+    # A download several deployments may share names none of them in its pod template.
     labels = {k: v for k, v in names.common_labels(md).items() if k != constants.LABEL_DEPLOYMENT}
+    shared = shared_fetch_instance(md)
+    if shared is not None:
+        labels[constants.LABEL_INSTANCE] = shared
     return {
         "metadata": {"labels": {**labels, constants.LABEL_COMPONENT: "weights"}},
         "spec": {
@@ -160,11 +164,32 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
     }
 
 
+def shares_download(md: MimoDeployment) -> bool:
+    """Weights a download Job fetches onto a claim the user named may be shared by several
+    MimoDeployments: their Job is named after the claim and the Job's content, not after the
+    deployment, so a second deployment of the same repository and revision (with the same token
+    Secret) on that claim finds the first one's Job instead of starting another fetcher into the same
+    directory (two fetchers appending to one partial file would corrupt it)."""
+    cache = md.spec.model.cache
+    return cache is not None and cache.persistent_volume_claim is not None and fetch_mode(md) == "job"
+
+
+def shared_fetch_instance(md: MimoDeployment) -> str | None:
+    """The instance label (and name prefix) of a download Job deployments may share: its claim's name,
+    cut to leave room in 63 characters; None when the download is the deployment's own."""
+    if not shares_download(md):
+        return None
+    claim = cache_claim_name(md) or ""
+    return f"{claim[:40].rstrip('-.')}-fetch"
+
+
 def fetch_job_name(md: MimoDeployment, job_spec: dict[str, Any]) -> str:
     """A Job's pod template is immutable: the name carries a hash of it, so a new revision or
-    image is a new Job (and the old one is pruned), never a rejected update."""
+    image is a new Job (and the old one is pruned), never a rejected update. The hash covers the
+    claim's name, so cutting that name short cannot make two claims share a Job."""
     digest = hashlib.sha256(json.dumps(job_spec, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{md.metadata.name}-weights-{digest}"
+    prefix = shared_fetch_instance(md) or f"{md.metadata.name}-weights"
+    return f"{prefix}-{digest}"
 
 
 def render_fetch_job(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
