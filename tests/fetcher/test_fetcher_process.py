@@ -11,9 +11,11 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +181,52 @@ def test_killed_mid_file_resumes_without_sending_completed_files_again(tmp_path:
         if f is not shard:
             assert hub.bytes_sent[f.name] == len(f.content), f.name
     assert hub.bytes_sent[shard.name] == len(shard.content) + (15 * MIB - on_disk_at_kill)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _progress(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/progress", timeout=2) as answer:
+            data: dict[str, Any] = json.loads(answer.read())
+            return data
+    except OSError:
+        return None  # not listening yet
+
+
+def test_progress_is_answered_over_http_while_the_download_runs(tmp_path: Path) -> None:
+    # What the operator reads by pod IP to show percent and ETA before the Job ends.
+    hub = LocalHub(REPO, generated_repo((3, 24, 3)))
+    hub.start()
+    shard = hub.files[1]
+    hub.pause_at[shard.name] = 15 * MIB
+    port = _free_port()
+    dest = tmp_path / "weights"
+    command = fetcher_command(hub, dest, "--progress-port", str(port))
+    proc = subprocess.Popen(command, env=fetcher_env(hub, tmp_path, None), stdout=subprocess.DEVNULL)
+    try:
+        assert hub.paused.wait(60), "the server never reached the pause point"
+        deadline, seen = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            seen = _progress(port)
+            if seen and seen["phase"] == "Downloading" and seen["bytesDone"] >= CLIENT_CHUNK:
+                break
+            time.sleep(0.1)
+        assert seen is not None and seen["phase"] == "Downloading", seen
+        assert seen["sha"] == hub.sha and seen["bytesTotal"] == hub.total_bytes
+        # Held mid-shard: more than the first file, less than everything.
+        assert len(hub.files[0].content) < seen["bytesDone"] < hub.total_bytes
+        hub.release.set()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        hub.stop()
+    assert_complete_copy(hub, dest)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,15 @@ from mimo_operator.handlers.settings import OperatorSettings
 from mimo_operator.kube.client import ApiError
 from mimo_operator.render.config import DEFAULT_API_PEERS
 from mimo_sandbox.build import ensure_binaries
+from tests.unit.test_render_network_policy import (
+    NAMESPACE,
+    Pod,
+    admits,
+    golden_deployment,
+    matches,
+    policies_of,
+    rendered,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mimo-operator"
@@ -426,3 +435,32 @@ def test_without_leader_election_one_replica_recreated_and_no_lease_rights(helm:
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert "--leader-elect" not in container["args"]
     assert not [r for r in find(docs, "Role") if "leader-election" in r["metadata"]["name"]]
+
+
+def test_the_operator_may_read_a_download_pods_progress_and_the_pod_admits_only_it(
+    helm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(helm, "--set", "networkPolicy.enabled=true")
+    (deployment,) = find(docs, "Deployment")
+    operator = Pod("mimo-system", deployment["spec"]["template"]["metadata"]["labels"])
+    config = _settings_from_chart(helm, monkeypatch=monkeypatch).render_config()
+    md = golden_deployment()
+    children = rendered(md, config)
+    job = next(c for c in children if c["kind"] == "Job")
+    fetcher = Pod(NAMESPACE, job["spec"]["template"]["metadata"]["labels"])
+    port = job["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    # The deployment's NetworkPolicy lets the chart's operator pods in on the progress port ...
+    assert admits(policies_of(children), operator, fetcher, port)
+    assert not admits(policies_of(children), Pod("mimo-system", {"app": "other"}), fetcher, port)
+    # ... and the operator's own NetworkPolicy lets it out to that port of such pods.
+    (own,) = [p for p in find(docs, "NetworkPolicy") if p["metadata"]["namespace"] == "mimo-system"]
+    out = [
+        rule
+        for rule in own["spec"]["egress"]
+        if any(p["port"] == port for p in rule.get("ports", []))
+        and any(
+            "podSelector" in peer and matches(peer["podSelector"], fetcher.labels)
+            for peer in rule.get("to", [])
+        )
+    ]
+    assert out, own["spec"]["egress"]

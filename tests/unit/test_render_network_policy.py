@@ -92,7 +92,7 @@ def admits(policies: list[dict[str, Any]], source: Pod, destination: Pod, port: 
     return False
 
 
-def _deployment(name: str = "fp8-h100", *, called: str | None = None, **spec_changes: Any) -> Any:
+def golden_deployment(name: str = "fp8-h100", *, called: str | None = None, **spec_changes: Any) -> Any:
     body = yaml.safe_load((GOLDEN / f"{name}.input.yaml").read_text())
     body["metadata"]["namespace"] = NAMESPACE
     if called:
@@ -101,13 +101,13 @@ def _deployment(name: str = "fp8-h100", *, called: str | None = None, **spec_cha
     return parse_mimo_deployment(body)
 
 
-def _children(md: Any, config: RenderConfig | None = None) -> list[dict[str, Any]]:
+def rendered(md: Any, config: RenderConfig | None = None) -> list[dict[str, Any]]:
     plan = plan_for(md.spec)
     assert isinstance(plan, Plan), plan
     return render_children(md, plan, config or RenderConfig())
 
 
-def _policies(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def policies_of(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in children if c["kind"] == "NetworkPolicy"]
 
 
@@ -121,8 +121,8 @@ def _pods(children: list[dict[str, Any]]) -> list[Pod]:
 
 
 def test_every_pod_of_a_multi_node_replica_reaches_the_others_on_any_port() -> None:
-    children = _children(_deployment("bf16-h100-multinode", replicas=2))
-    policies, pods = _policies(children), _pods(children)
+    children = rendered(golden_deployment("bf16-h100-multinode", replicas=2))
+    policies, pods = policies_of(children), _pods(children)
     assert len(pods) >= 4
     for policy in policies:
         kubernetes_validate.validate(policy, "1.35.0", strict=True)
@@ -133,8 +133,8 @@ def test_every_pod_of_a_multi_node_replica_reaches_the_others_on_any_port() -> N
 
 
 def test_outsiders_reach_only_the_api_port_and_only_from_the_allowed_places() -> None:
-    children = _children(_deployment())
-    policies, pods = _policies(children), _pods(children)
+    children = rendered(golden_deployment())
+    policies, pods = policies_of(children), _pods(children)
     client = Pod(NAMESPACE, {"app": "chat-frontend"})
     prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
     elsewhere = Pod("team-b", {"app": "chat-frontend"})
@@ -148,39 +148,39 @@ def test_outsiders_reach_only_the_api_port_and_only_from_the_allowed_places() ->
 
 
 def test_a_route_lets_its_gateways_namespace_in_on_the_api_port_only() -> None:
-    md = _deployment(route={"gateway": {"name": "public", "namespace": "gateways"}})
-    children = _children(md)
-    policies, pods = _policies(children), _pods(children)
+    md = golden_deployment(route={"gateway": {"name": "public", "namespace": "gateways"}})
+    children = rendered(md)
+    policies, pods = policies_of(children), _pods(children)
     proxy = Pod("gateways", {"app": "envoy"})
     for pod in pods:
         assert admits(policies, proxy, pod, constants.HTTP_PORT)
         assert not admits(policies, proxy, pod, constants.MASTER_PORT)
-    without_route = _policies(_children(_deployment()))
+    without_route = policies_of(rendered(golden_deployment()))
     assert not admits(without_route, proxy, pods[0], constants.HTTP_PORT)
 
 
 def test_configured_peers_replace_the_default_and_none_leaves_only_the_pods_themselves() -> None:
     team = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}}
-    md = _deployment()
+    md = golden_deployment()
     only_team = RenderConfig(network_policy_api_from=(team,))
-    children = _children(md, only_team)
-    policies, pods = _policies(children), _pods(children)
+    children = rendered(md, only_team)
+    policies, pods = policies_of(children), _pods(children)
     assert admits(policies, Pod("team-b", {}), pods[0], constants.HTTP_PORT)
     assert not admits(policies, Pod(NAMESPACE, {"app": "chat-frontend"}), pods[0], constants.HTTP_PORT)
 
-    nobody = _policies(_children(md, RenderConfig(network_policy_api_from=())))
+    nobody = policies_of(rendered(md, RenderConfig(network_policy_api_from=())))
     assert not admits(nobody, Pod(NAMESPACE, {"app": "chat-frontend"}), pods[0], constants.HTTP_PORT)
     assert admits(nobody, pods[1 % len(pods)], pods[0], constants.HTTP_PORT)
 
 
 def test_turned_off_no_policy_is_rendered() -> None:
-    assert _policies(_children(_deployment(), RenderConfig(network_policy_api_from=None))) == []
+    assert policies_of(rendered(golden_deployment(), RenderConfig(network_policy_api_from=None))) == []
 
 
 def test_the_policy_selects_this_deployments_pods_and_no_others() -> None:
-    ours = _children(_deployment(model={"cache": {"volumeClaimTemplate": {"size": "400Gi"}}}))
-    theirs = _pods(_children(_deployment(called="other")))
-    (policy,) = _policies(ours)
+    ours = rendered(golden_deployment(model={"cache": {"volumeClaimTemplate": {"size": "400Gi"}}}))
+    theirs = _pods(rendered(golden_deployment(called="other")))
+    (policy,) = policies_of(ours)
     assert all(matches(policy["spec"]["podSelector"], pod.labels) for pod in _pods(ours))
     assert not any(matches(policy["spec"]["podSelector"], pod.labels) for pod in theirs)
     # The weights download pod (it listens on nothing) is covered too: nothing outside reaches it.
@@ -199,9 +199,9 @@ def test_the_spec_names_more_api_clients_and_they_reach_only_the_api_port() -> N
         "podSelector": {"matchLabels": {"app": "chat-frontend"}},
     }
     balancer = {"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.128/25"]}}
-    md = _deployment(serving={"apiClients": [chat, balancer]})
-    children = _children(md)
-    policies, pods = _policies(children), _pods(children)
+    md = golden_deployment(serving={"apiClients": [chat, balancer]})
+    children = rendered(md)
+    policies, pods = policies_of(children), _pods(children)
     for policy in policies:
         kubernetes_validate.validate(policy, "1.35.0", strict=True)
     (api_rule,) = [rule for rule in policies[0]["spec"]["ingress"] if "ports" in rule]
@@ -227,4 +227,24 @@ def test_an_api_client_that_is_not_a_network_policy_peer_is_refused(
     client: dict[str, Any], words: str
 ) -> None:
     with pytest.raises(SpecInvalid, match=words):
-        _deployment(serving={"apiClients": [client]})
+        golden_deployment(serving={"apiClients": [client]})
+
+
+def test_the_operator_reaches_a_download_pods_progress_port_and_nothing_else() -> None:
+    # fp8-h100 fetches its weights with a Job onto the claim it names.
+    operator = Pod(
+        "mimo-system", {"app.kubernetes.io/name": "mimo-operator", "app.kubernetes.io/instance": "op"}
+    )
+    peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mimo-system"}},
+        "podSelector": {"matchLabels": dict(operator.labels)},
+    }
+    children = rendered(golden_deployment(), RenderConfig(network_policy_api_from=(), operator_peer=peer))
+    job = next(c for c in children if c["kind"] == "Job")
+    fetcher = Pod(NAMESPACE, job["spec"]["template"]["metadata"]["labels"])
+    port = job["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    policies = policies_of(children)
+    assert admits(policies, operator, fetcher, port)
+    assert not admits(policies, operator, fetcher, constants.HTTP_PORT)
+    assert not admits(policies, Pod("mimo-system", {"app.kubernetes.io/name": "other"}), fetcher, port)
+    assert not admits(policies, operator, _pods(children)[0], constants.HTTP_PORT)

@@ -1,7 +1,9 @@
 """What the download Job's end means for the deployment: WeightsReady, the phase, one sentence."""
 
+import asyncio
 import datetime
 import json
+import socket
 from importlib import resources
 from typing import Any
 
@@ -10,11 +12,13 @@ import yaml
 from mimo_operator.api import MimoDeploymentStatus, parse_mimo_deployment
 from mimo_operator.api.status import WeightsStatus
 from mimo_operator.fetcher.config_report import encode_config
+from mimo_operator.fetcher.progress_server import serve_progress
 from mimo_operator.handlers.weights import (
     final_report,
     gate_children,
     progress_text,
     reported_config,
+    running_report,
     weights_gate,
 )
 from mimo_operator.models.checkpoint import planning_config
@@ -267,3 +271,40 @@ def test_another_deployments_download_is_waited_for_and_never_applied_again() ->
     assert "verified by Job" in gate.message and "chat-a" in gate.message
     kinds = [obj["kind"] for obj in children]
     assert "Job" not in kinds and "StatefulSet" in kinds
+
+
+def _fetcher_pod(ip: str, port: int, phase: str = "Running") -> dict[str, Any]:
+    ports = [{"name": "progress", "containerPort": port}]
+    return {
+        "spec": {"containers": [{"name": "fetcher", "ports": ports}]},
+        "status": {"phase": phase, "podIP": ip},
+    }
+
+
+def test_a_running_download_shows_percent_and_eta_from_the_fetchers_own_server() -> None:
+    # The fetcher's real progress server, answering what its reporter last logged.
+    latest = {"phase": "Downloading", "sha": SHA, "bytesDone": 37, "bytesTotal": 100, "etaSeconds": 720}
+    server = serve_progress(lambda: latest, 0, host="127.0.0.1")
+    try:
+        port = server.server_address[1]
+        report = asyncio.run(
+            running_report([_fetcher_pod("10.9.9.9", port, "Pending"), _fetcher_pod("127.0.0.1", port)])
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report == latest
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job(None), report)
+    status = gate.holding_back({}).apply(MimoDeploymentStatus(), NOW, 1)
+    assert status.phase == "Downloading"
+    assert status.weights is not None and status.weights.progress == "37% ETA 12m"
+    assert (status.weights.bytes_done, status.weights.bytes_total, status.weights.sha) == (37, 100, SHA)
+
+
+def test_a_download_pod_that_does_not_answer_leaves_the_percent_out() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens once the socket is closed
+    assert asyncio.run(running_report([_fetcher_pod("127.0.0.1", closed)])) is None
+    gate = weights_gate(_md(), RenderConfig(), "w-1", _job(None), None)
+    assert gate.state == "Downloading" and gate.weights.progress is None

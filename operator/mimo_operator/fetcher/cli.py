@@ -20,6 +20,7 @@ from huggingface_hub.utils import disable_progress_bars
 from mimo_operator.fetcher.download import STATE_DIR, Fetcher, FetchRequest
 from mimo_operator.fetcher.outcome import FailureKind, FetchFailed
 from mimo_operator.fetcher.progress import FetchProgress, Reporter
+from mimo_operator.fetcher.progress_server import serve_progress
 
 # Where huggingface_hub sends requests unless HF_ENDPOINT says otherwise (constants.py there).
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -52,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--progress-interval", type=float, default=5.0, help="seconds between progress reports (default: 5)"
     )
     parser.add_argument(
+        "--progress-port",
+        type=int,
+        default=None,
+        help="answer GET /progress with the latest report on this port (default: no server)",
+    )
+    parser.add_argument(
         "--termination-log",
         type=Path,
         default=None,
@@ -79,7 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     reporter = Reporter(
         progress, progress_file=args.dest / STATE_DIR / "progress.json", termination_log=termination_log
     )
-    return run_with_watchdog(Fetcher(request, progress), reporter, args.stall_seconds, args.progress_interval)
+    server = None
+    if args.progress_port is not None:
+        server = serve_progress(lambda: reporter.last, args.progress_port)
+    try:
+        return run_with_watchdog(
+            Fetcher(request, progress), reporter, args.stall_seconds, args.progress_interval
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
 def run_with_watchdog(fetcher: Fetcher, reporter: Reporter, stall_seconds: float, interval: float) -> int:

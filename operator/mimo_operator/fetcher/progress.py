@@ -1,15 +1,17 @@
 """How the fetcher tells the world how far it is, without any access to the Kubernetes API.
 
-Three outlets, none of which needs credentials in the fetcher pod (it mounts no service-account token):
+Four outlets, none of which needs credentials in the fetcher pod (it mounts no service-account token):
 - one JSON line per interval on stdout, for a person (`kubectl logs job/<job>`); the operator does not
   read it, because `pods/log` cannot be granted for the Job's pods alone and the operator is
   deliberately not allowed the logs of every pod in the namespace;
 - the pod's termination message (`/dev/termination-log`): the final line, with the failure reason,
   kept by the kubelet in the pod status after the container ends, even when logs are gone; this is
   what the operator reads (it lists pods);
-- `progress.json` in the weights volume, for a person with a shell and for the next fetcher run.
+- `progress.json` in the weights volume, for a person with a shell and for the next fetcher run;
+- `GET /progress` on the pod's progress port (fetcher/progress_server.py): the latest line, which the
+  operator reads by pod IP while the download runs (percent and ETA in `kubectl get mimo`).
 A ConfigMap or an annotation written by the fetcher would need API credentials in the pod that moves
-hundreds of gigabytes from the internet; the three outlets above need none.
+hundreds of gigabytes from the internet; the four outlets above need none.
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ class Reporter:
         self.out = out
         self.rate = RateWindow(rate_window_seconds)
         self.last_rate = 0.0
+        self.last: dict[str, Any] = {
+            "phase": progress.phase,
+            "repo": progress.repo,
+            "revision": progress.revision,
+        }
+        """The latest report, as `GET /progress` answers it (fetcher/progress_server.py)."""
 
     def snapshot(self) -> dict[str, Any]:
         done = self.progress.bytes_done()
@@ -132,6 +140,7 @@ class Reporter:
     def report(self) -> dict[str, Any]:
         """Emit one snapshot to stdout and the volume; returns it."""
         snap = self.snapshot()
+        self.last = snap
         line = json.dumps(snap, separators=(",", ":"))
         self.out.write(line + "\n")
         self.out.flush()

@@ -66,6 +66,9 @@ class OperatorSettings(BaseSettings):
     network_policy_api_from and the route's Gateway namespace. Inert where the CNI enforces none."""
     network_policy_api_from: list[dict[str, Any]] = [dict(peer) for peer in DEFAULT_API_PEERS]
     """NetworkPolicyPeer objects allowed to the API port (clients, the Prometheus scraper)."""
+    operator_peer: dict[str, Any] | None = None
+    """The operator's pods as a NetworkPolicyPeer (the chart sets its namespace and labels): admitted
+    to the weights download pod's progress port, which the operator reads while a download runs."""
     discovery_seconds: float = Field(default=300.0, gt=0)
     """How long a finding that an optional API (KEDA, PodMonitor) is or is not served is reused."""
     leader_elect: bool = False
@@ -124,5 +127,6 @@ class OperatorSettings(BaseSettings):
             engine_init_seconds=self.engine_init_seconds,
             prometheus_address=self.prometheus_address,
             network_policy_api_from=tuple(self.network_policy_api_from) if self.network_policy else None,
+            operator_peer=self.operator_peer,
             vllm_run_as_user=self.vllm_run_as_user,
         )

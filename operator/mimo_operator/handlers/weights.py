@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -20,14 +21,22 @@ from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.api.status import MimoDeploymentStatus, WeightsStatus
 from mimo_operator.fetcher.config_report import decode_config
 from mimo_operator.fetcher.outcome import FailureKind
+from mimo_operator.fetcher.progress_server import PROGRESS_PATH
 from mimo_operator.kube.cache import ChildKey, child_key
 from mimo_operator.kube.children import Owner
 from mimo_operator.kube.client import KubeClient
+from mimo_operator.kube.podhttp import pod_json
 from mimo_operator.kube.resources import KINDS
 from mimo_operator.models.checkpoint import planning_config
 from mimo_operator.render import RenderConfig
 from mimo_operator.render.conditions import set_condition
-from mimo_operator.render.weights import FETCHER_CONTAINER, revision_of, shares_download, weights_location
+from mimo_operator.render.weights import (
+    FETCHER_CONTAINER,
+    FETCHER_PROGRESS_PORT_NAME,
+    revision_of,
+    shares_download,
+    weights_location,
+)
 
 # Set by the Job controller on its pods since Kubernetes 1.27 (KEP-3329 era label cleanup).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -245,16 +254,52 @@ def weights_gate(
     return WeightsGate("Failed", reason, f"weights download failed: {detail}", weights)
 
 
-async def job_report(
-    client: KubeClient, namespace: str, job_name: str, live_job: dict[str, Any] | None
+ProgressReader = Callable[[str, int, str], Awaitable[dict[str, Any] | None]]
+
+
+def _progress_port(pod: dict[str, Any]) -> int | None:
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        if container.get("name") != FETCHER_CONTAINER:
+            continue
+        for port in container.get("ports") or []:
+            if port.get("name") == FETCHER_PROGRESS_PORT_NAME:
+                return int(port["containerPort"])
+    return None
+
+
+async def running_report(
+    pods: list[dict[str, Any]], read: ProgressReader = pod_json
 ) -> dict[str, Any] | None:
-    """The fetcher's final report, once its Job ended (None before, or when no pod is left)."""
-    if live_job is None or not job_ended(live_job):
+    """The latest report of the Job's running pod, asked over HTTP (fetcher/progress_server.py);
+    None when no pod runs or it does not answer (the status then shows no percent, nothing fails)."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        port = _progress_port(pod)
+        if status.get("phase") != "Running" or not status.get("podIP") or port is None:
+            continue
+        report = await read(str(status["podIP"]), port, PROGRESS_PATH)
+        if report is not None:
+            return report
+    return None
+
+
+async def job_report(
+    client: KubeClient,
+    namespace: str,
+    job_name: str,
+    live_job: dict[str, Any] | None,
+    read: ProgressReader = pod_json,
+) -> dict[str, Any] | None:
+    """The fetcher's final report once its Job ended (from the pod's termination message), or its
+    latest one while a pod of it runs (over HTTP: `pods/log` would be the other way, and the operator
+    is deliberately not granted the logs of every pod in the namespace); None before either."""
+    if live_job is None:
         return None
+    ended = job_ended(live_job)
+    if not ended and not (live_job.get("status") or {}).get("active"):
+        return None  # no pod yet: nothing to list
     pods = await client.list(KINDS[("v1", "Pod")].collection(namespace), f"{JOB_NAME_LABEL}={job_name}")
-    # Only an ended pod has a termination message: progress while it runs would need pods/log,
-    # which the operator is deliberately not granted (logs of every pod in the namespace).
-    return final_report(pods)
+    return final_report(pods) if ended else await running_report(pods, read)
 
 
 def controller_name(obj: dict[str, Any]) -> str | None:

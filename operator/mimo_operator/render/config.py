@@ -62,5 +62,8 @@ class RenderConfig:
     # A NetworkPolicy per deployment (operator settings network_policy, network_policy_api_from): the
     # peers allowed to the API port, besides the route's Gateway namespace; None renders no policy.
     network_policy_api_from: tuple[Mapping[str, Any], ...] | None = DEFAULT_API_PEERS
+    # The operator's own pods as a NetworkPolicyPeer (the chart sets it): admitted to a download pod's
+    # progress port so status shows percent and ETA while the Job runs. None: no such rule.
+    operator_peer: Mapping[str, Any] | None = None
     # Run vLLM as this uid with a read-only root filesystem (render/security.py); None: the image's user.
     vllm_run_as_user: int | None = None

@@ -8,7 +8,7 @@ from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.planner import Plan
 from mimo_operator.render import names
 from mimo_operator.render.config import RenderConfig
-from mimo_operator.render.weights import shared_fetch_instance
+from mimo_operator.render.weights import FETCHER_PROGRESS_PORT, fetch_mode, shared_fetch_instance
 
 
 def render_api_service(md: MimoDeployment, plan: Plan) -> dict[str, Any]:
@@ -96,8 +96,8 @@ def _all_pods(md: MimoDeployment) -> dict[str, Any]:
 def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
     """Ingress to the deployment's pods: every port between its vLLM pods (the ranks of a multi-node
     replica talk NCCL on ports chosen at run time, and torch.distributed's master port), the API port
-    from the installer's peers, the spec's apiClients and the route's Gateway, nothing else (the
-    weights download pod serves nothing). Egress is left open: pods download weights and reach their
+    from the installer's peers, the spec's apiClients and the route's Gateway, and the download pod's
+    progress port from the operator, nothing else. Egress is left open: pods download weights and reach their
     peers. None when the operator is configured without one."""
     peers = config.network_policy_api_from
     if peers is None:
@@ -110,6 +110,10 @@ def render_network_policy(md: MimoDeployment, config: RenderConfig) -> dict[str,
     ingress: list[dict[str, Any]] = [{"from": [{"podSelector": {"matchLabels": _vllm_pods(md)}}]}]
     if api_from:  # an empty `from` would admit every source, so no peers means no rule
         ingress.append({"from": api_from, "ports": [{"protocol": "TCP", "port": constants.HTTP_PORT}]})
+    if config.operator_peer is not None and fetch_mode(md) == "job":
+        # The operator reads the download pod's progress while the Job runs (handlers/weights.py).
+        port = {"protocol": "TCP", "port": FETCHER_PROGRESS_PORT}
+        ingress.append({"from": [dict(config.operator_peer)], "ports": [port]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

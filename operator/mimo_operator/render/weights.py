@@ -22,6 +22,10 @@ from mimo_operator.render.config import RenderConfig
 from mimo_operator.render.security import SECCOMP, hardened_container_context
 
 FETCHER_CONTAINER = "fetcher"
+# The fetcher answers GET /progress here while it runs (fetcher/progress_server.py); the operator
+# reads it by pod IP for percent and ETA. Any free port of the pod would do: nothing else runs in it.
+FETCHER_PROGRESS_PORT = 8090
+FETCHER_PROGRESS_PORT_NAME = "progress"
 WEIGHTS_VOLUME = "model-cache"
 # The fetcher ends with these codes when retrying cannot help (token, 404, disk, checksum); a stall
 # or a network error (14, 15) may pass on a new pod, so the Job retries those within backoffLimit.
@@ -111,6 +115,8 @@ def _fetcher_args(md: MimoDeployment, config: RenderConfig) -> list[str]:
         weights_dir(md, config),
         "--stall-seconds",
         str(config.fetch_stall_seconds),
+        "--progress-port",
+        str(FETCHER_PROGRESS_PORT),
     ]
 
 
@@ -126,6 +132,9 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
         "command": ["python", "-m", "mimo_operator.fetcher"],
         "args": _fetcher_args(md, config),
         "env": env,
+        "ports": [
+            {"name": FETCHER_PROGRESS_PORT_NAME, "containerPort": FETCHER_PROGRESS_PORT, "protocol": "TCP"}
+        ],
         "volumeMounts": [{"name": WEIGHTS_VOLUME, "mountPath": config.model_mount_path}],
         # The final JSON line (reason, bytes, commit) stays in the pod status after it ends.
         "terminationMessagePath": "/dev/termination-log",
