@@ -361,7 +361,7 @@ async def reconcile(
     if fetch_job is not None:
         job_name = fetch_job["metadata"]["name"]
         # The same weights on the same claim may already be downloading for another deployment.
-        shared = await shared_job(client, owner, fetch_job, live)
+        shared = await shared_job(client, md, owner, fetch_job, live)
         live_job = shared if shared is not None else live.get(child_key(fetch_job))
         report = await job_report(client, owner.namespace, job_name, live_job)
         checkpoint_config = reported_config(job_name, report, old.weights)

@@ -311,13 +311,17 @@ def controller_name(obj: dict[str, Any]) -> str | None:
 
 
 async def shared_job(
-    client: KubeClient, owner: Owner, job: dict[str, Any], live: dict[ChildKey, dict[str, Any]]
+    client: KubeClient,
+    md: MimoDeployment,
+    owner: Owner,
+    job: dict[str, Any],
+    live: dict[ChildKey, dict[str, Any]],
 ) -> dict[str, Any] | None:
     """Another MimoDeployment's download Job of the very same weights (render/weights.py names such
     a Job after its claim and content): this deployment waits for it and reads its report instead of
     starting a second fetcher into the same directory. None when the Job is this deployment's own,
     does not exist, or belongs to a deleted deployment of this name (the garbage collector's)."""
-    if child_key(job) in live:
+    if not shares_download(md) or child_key(job) in live:
         return None
     found = await client.get(KINDS[("batch/v1", "Job")].item(owner.namespace, job["metadata"]["name"]))
     if found is None:
