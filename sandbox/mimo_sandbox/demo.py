@@ -43,6 +43,7 @@ EXAMPLES = (
 # PersistentVolumeClaims the examples mount; the sandbox has no provisioner, so the demo binds them
 # to hostPath volumes (on a real cluster they would hold the weights).
 CLAIMS = ("mimo-weights", "mimo-weights-bf16")
+PHASES = "phases"  # the log of the demo's `kubectl get mimo --watch`
 
 
 def _say(message: str) -> None:
@@ -62,9 +63,34 @@ def _settled(sandbox: Sandbox) -> tuple[bool, list[Any]]:
     return done, items
 
 
+def _watch_phases(sandbox: Sandbox) -> None:
+    """`kubectl get mimo --watch` for the whole demo, one "name phase" line per change, into the log
+    of a process the sandbox ends with itself: a phase as short as Downloading is seen, not polled."""
+    template = 'jsonpath={.metadata.name}{" "}{.status.phase}{"\\n"}'
+    argv = [str(sandbox.bins.kubectl), f"--kubeconfig={sandbox.kubeconfig}", "-n", NAMESPACE]
+    sandbox.spawn(PHASES, [*argv, "get", "mimo", "--watch", "-o", template])
+
+
+def phases_seen(log: str) -> dict[str, list[str]]:
+    """Each deployment's phases in the order the watch saw them, a repeat of the same phase once."""
+    seen: dict[str, list[str]] = {}
+    for line in log.splitlines():
+        name, _, phase = line.strip().partition(" ")
+        if not name or not phase:
+            continue
+        phases = seen.setdefault(name, [])
+        if not phases or phases[-1] != phase:
+            phases.append(phase)
+    return seen
+
+
 def _report(sandbox: Sandbox, items: list[Any]) -> None:
     _say("\n$ kubectl get mimo -n mimo-demo -o wide")
     _say(sandbox.kubectl("-n", NAMESPACE, "get", "mimo", "-o", "wide").stdout.rstrip())
+    log = sandbox.log_path(PHASES)
+    _say("\nPhases each deployment went through (kubectl get mimo --watch):")
+    for name, phases in sorted(phases_seen(log.read_text() if log.exists() else "").items()):
+        _say(f"  {name}: {' -> '.join(phases)}")
     for obj in items:
         status = obj.get("status") or {}
         name = obj["metadata"]["name"]
@@ -135,6 +161,7 @@ def _run(sandbox: Sandbox, examples_dir: Path, interactive: bool, timeout: float
          "--liveness-port", "0", "--metrics-port", "0"],
         env=sandbox.env(),
     )  # fmt: skip
+    _watch_phases(sandbox)
     log_path = sandbox.log_path("operator")
     _say(f"Operator running (log: {log_path}); applying {', '.join(EXAMPLES)}")
     for name in EXAMPLES:

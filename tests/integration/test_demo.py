@@ -37,6 +37,11 @@ def test_demo_prints_ready_deployments_plans_and_the_infeasible_event() -> None:
     assert rows["mimo-infeasible"][1] == "Failed"
     assert "GPUs/replica 16 on 2 node(s), TP8 PP2" in out
     assert "event Warning NeedsMoreThanOneNode" in out
+    # The weights come first: the deployment whose Job fetches them was seen Downloading, then Ready.
+    phases = out.split("kubectl get mimo --watch):\n", 1)[1].split("\n\n", 1)[0]
+    seen = {line.split(":")[0].strip(): line.split(": ", 1)[1].split(" -> ") for line in phases.splitlines()}
+    assert seen["mimo-fp8-h100"][0] == "Downloading" and seen["mimo-fp8-h100"][-1] == "Ready", seen
+    assert seen["mimo-infeasible"] == ["Failed"], seen
 
 
 def _stat(pid: int) -> list[str] | None:
