@@ -19,23 +19,15 @@ from mimo_operator.api import (
 from mimo_operator.api.status import ColdStartStatus, Phase
 from mimo_operator.planner import Plan
 from mimo_operator.planner.coldstart import ColdStart
+from mimo_operator.planner.report import cold_start_as_dict
 from mimo_operator.render import names
 from mimo_operator.render.conditions import set_condition
 from mimo_operator.render.diagnosis import autoscaling_conditions
 
 
 def cold_start_status(cold: ColdStart) -> ColdStartStatus:
-    return ColdStartStatus(
-        fetched_by=cold.fetched_by,
-        download_gi_b=cold.download_gib,
-        download_rate_mi_bps=cold.download_rate_mib_per_s,
-        download_seconds=cold.download_seconds,
-        load_seconds=cold.load_seconds,
-        engine_start_seconds=cold.engine_start_seconds,
-        first_start_seconds=cold.first_start_seconds,
-        new_pod_seconds=cold.new_pod_seconds,
-        summary=cold.summary,
-    )
+    """The estimate under the names `mimo-operator plan` prints, which are the status field names."""
+    return ColdStartStatus.model_validate(cold_start_as_dict(cold))
 
 
 def plan_status(plan: Plan, digest: str, cold: ColdStart | None = None) -> PlanStatus:
