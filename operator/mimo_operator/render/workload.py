@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 from mimo_operator.api import MimoDeployment, constants
-from mimo_operator.models.gpus import GPU_CATALOG, GPU_RESOURCE, PRODUCT_LABEL_KEY
+from mimo_operator.models.gpus import GPU_RESOURCE
 from mimo_operator.planner import Plan
-from mimo_operator.render import names
+from mimo_operator.render import names, placement
 from mimo_operator.render.command import API_KEY_ENV, GROUP_ENTRYPOINT, NODE_RANK_ENV, vllm_serve_args
 from mimo_operator.render.config import ROCM_ENV, RenderConfig
 from mimo_operator.render.monitoring import SCRAPE_ANNOTATIONS
@@ -19,15 +19,10 @@ from mimo_operator.render.security import (
     non_root_volumes,
     pod_security_context,
 )
-from mimo_operator.render.weights import cache_claim_name, vllm_offline_env
+from mimo_operator.render.weights import cache_claim_name, node_copy_affinity, vllm_offline_env
 
 MODEL_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
-
-
-# GPU nodes are commonly tainted so only GPU workloads land there (NVIDIA GPU operator docs).
-def _gpu_toleration(plan: Plan) -> dict[str, str]:
-    return {"key": GPU_RESOURCE[plan.gpu_vendor], "operator": "Exists", "effect": "NoSchedule"}
 
 
 def _env(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: bool) -> list[dict[str, Any]]:
@@ -79,6 +74,16 @@ def _model_volume(md: MimoDeployment, plan: Plan) -> dict[str, Any]:
 
 def _affinity(md: MimoDeployment) -> dict[str, Any]:
     affinity = copy.deepcopy(md.spec.placement.affinity)
+    copied = node_copy_affinity(md)
+    if copied is not None:
+        # Only onto nodes whose copy of the weights is complete. Node selector terms are ORed and a
+        # term's expressions ANDed, so the requirement joins every term the user gave (or is the one).
+        node = affinity.setdefault("nodeAffinity", {})
+        required = node.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+        terms = required.setdefault("nodeSelectorTerms", []) or [{}]
+        for term in terms:
+            term["matchExpressions"] = [*term.get("matchExpressions", []), copied]
+        required["nodeSelectorTerms"] = terms
     if "podAntiAffinity" not in affinity:
         # Spread pods of one deployment over nodes: a node failure then takes one replica, not two.
         affinity["podAntiAffinity"] = {
@@ -137,11 +142,10 @@ def _pod_template(
     md: MimoDeployment, plan: Plan, config: RenderConfig, labels: dict[str, str], master_addr: str | None
 ) -> dict[str, Any]:
     spec = md.spec
-    node_selector = {PRODUCT_LABEL_KEY[plan.gpu_vendor]: _product_label(md), **spec.placement.node_selector}
     pod_spec: dict[str, Any] = {
         "containers": [_container(md, plan, config, master_addr)],
-        "nodeSelector": node_selector,
-        "tolerations": [_gpu_toleration(plan), *copy.deepcopy(spec.placement.tolerations)],
+        "nodeSelector": placement.node_selector(md, plan),
+        "tolerations": placement.tolerations(md, plan),
         "affinity": _affinity(md),
         "terminationGracePeriodSeconds": config.termination_grace_seconds,
         "securityContext": pod_security_context(config),
@@ -156,13 +160,6 @@ def _pod_template(
     if spec.placement.priority_class_name:
         pod_spec["priorityClassName"] = spec.placement.priority_class_name
     return {"metadata": {"labels": labels, "annotations": dict(SCRAPE_ANNOTATIONS)}, "spec": pod_spec}
-
-
-def _product_label(md: MimoDeployment) -> str:
-    if md.spec.gpu.product_label:
-        return md.spec.gpu.product_label
-    gpu = GPU_CATALOG.get(md.spec.gpu.type)
-    return gpu.product_label if gpu else ""
 
 
 def _statefulset(
