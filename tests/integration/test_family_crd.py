@@ -84,7 +84,8 @@ def test_a_copy_and_a_config_together_are_refused(sandbox: Sandbox, ns: str) -> 
 
 def test_config_from_the_checkpoint_is_refused_where_no_job_reads_it(sandbox: Sandbox, ns: str) -> None:
     read_only = {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}}
-    for case, cache in (("no-cache", None), ("read-only", read_only)):
+    node_local = {"hostPath": {"path": "/mnt/nvme"}, "fetch": "job"}
+    for case, cache in (("no-cache", None), ("read-only", read_only), ("node-local", node_local)):
         model = {"name": "acme/v25-sft", "configFrom": "checkpoint"}
         proc = _apply(sandbox, ns, f"from-{case}", {**model, **({"cache": cache} if cache else {})})
         assert proc.returncode != 0 and "spec.model.configFrom" in proc.stderr, proc.stderr

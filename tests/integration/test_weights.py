@@ -17,10 +17,12 @@ from mimo_operator.fetcher.config_report import encode_config
 from mimo_operator.models.checkpoint import planning_config
 from mimo_operator.planner import Plan
 from mimo_operator.render import plan_for
+from mimo_operator.render.weights import node_copy_label
 from mimo_sandbox.cluster import Sandbox
+from mimo_sandbox.pools import POOL_LABEL, node_manifests, parse_pools
 from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.fetcher.hub_server import fine_tune_config
-from tests.integration.conftest import EXAMPLES, get_json, weights_pvc
+from tests.integration.conftest import EXAMPLES, get_json, operator_in, weights_pvc
 from tests.integration.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.sandbox
@@ -115,7 +117,6 @@ def test_the_api_server_refuses_cache_specs_that_cannot_work(
             {"persistentVolumeClaim": {"claimName": "w"}, "volumeClaimTemplate": {"size": "400Gi"}},
             "set one of persistentVolumeClaim, hostPath or volumeClaimTemplate",
         ),
-        ({"hostPath": {"path": "/mnt/w"}, "fetch": "job"}, "fetch: job needs a claim"),
         (
             {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}, "fetch": "job"},
             "job cannot write to a readOnly persistentVolumeClaim",
@@ -438,3 +439,122 @@ def test_a_retained_cache_claim_outlives_its_deployment_and_is_adopted_again(
     (again,) = _items(sandbox, namespace, "persistentvolumeclaims")
     assert again["metadata"]["uid"] == claim["metadata"]["uid"]
     assert len(_items(sandbox, namespace, "jobs")) == 1
+
+
+def _gpu_nodes(sandbox: Sandbox, pool: str, count: int, taint: dict[str, str]) -> list[str]:
+    """kwok-managed H100 nodes of a pool of this test's own, tainted so no other test's pod lands there."""
+    (spec,) = parse_pools(
+        yaml.safe_dump({"pools": [{"name": pool, "gpu": "H100-80GB", "count": count, "gpusPerNode": 8}]})
+    )
+    nodes = node_manifests([spec])
+    for node in nodes:
+        node["spec"] = {"taints": [taint]}
+    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(nodes))
+    return [node["metadata"]["name"] for node in nodes]
+
+
+def test_node_local_copies_are_made_per_node_and_pods_run_only_where_a_copy_is_complete(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, tmp_path: Any
+) -> None:
+    pool = f"nl-{namespace[-6:]}"
+    taint = {"key": "mimo-test/node-local", "value": namespace, "effect": "NoSchedule"}
+    body = yaml.safe_load((EXAMPLES / "mimo-fp8-h100.yaml").read_text())
+    name = body["metadata"]["name"]
+    body["spec"]["replicas"] = 2
+    body["spec"]["model"]["cache"] = {"hostPath": {"path": "/mnt/nvme/mimo"}, "fetch": "job"}
+    body["spec"]["placement"] = {
+        "nodeSelector": {POOL_LABEL: pool},
+        "tolerations": [
+            {"key": taint["key"], "operator": "Equal", "value": namespace, "effect": "NoSchedule"}
+        ],
+    }
+    label = node_copy_label(
+        parse_mimo_deployment({**body, "metadata": {"name": name, "namespace": namespace}})
+    )
+    (first,) = _gpu_nodes(sandbox, pool, 1, taint)
+    # The resync stays at 300 s: the node that joins below is found by the node-local recheck.
+    env = {"MIMO_OPERATOR_ALLOW_HOST_PATH": "true", "MIMO_OPERATOR_NODE_RECHECK_SECONDS": "5"}
+    try:
+        with operator_in(sandbox, namespace, tmp_path, env=env) as operator:
+            operator_log = operator.log_tail
+            sandbox.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+
+            def serving_one() -> Any:
+                obj = _mimo(sandbox, namespace, name)
+                pods = [
+                    p for p in _items(sandbox, namespace, "pods") if "job-name" not in p["metadata"]["labels"]
+                ]
+                placed = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods}
+                if obj.get("status", {}).get("readyReplicas") == 1 and len(placed) == 2:
+                    return obj, placed
+                return NotYet((obj.get("status", {}).get("phase"), placed, operator_log(5)))
+
+            obj, placed = wait_for(
+                serving_one, timeout=120, description="one replica served from the node's copy"
+            )
+            # The one node of the pool got a copy (its Job pruned once the label recorded it) ...
+            node = get_json(sandbox, "get", "node", first)
+            assert node["metadata"]["labels"][label] == "complete"
+            assert _items(sandbox, namespace, "jobs") == []
+            assert [
+                n["metadata"]["name"] for n in get_json(sandbox, "get", "nodes", "-l", label)["items"]
+            ] == [first]
+            weights = obj["status"]["weights"]
+            assert weights["progress"] == "1/1 nodes"
+            assert weights["location"].startswith("hostPath:/mnt/nvme/mimo/XiaomiMiMo--MiMo-V2-Flash/")
+            assert _condition(obj, "WeightsReady")["status"] == "True"
+            (sts,) = _items(sandbox, namespace, "statefulsets")
+            terms = sts["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            ]["nodeSelectorTerms"]
+            assert terms == [{"matchExpressions": [{"key": label, "operator": "Exists"}]}]
+            # ... one pod runs there; the second replica has no node with a copy and free GPUs.
+            assert sorted(placed.values(), key=str) == sorted([first, None], key=str)
+
+            # A node joins the pool: it gets a Job of its own, and the waiting pod is scheduled there
+            # only after that node's copy is complete (the scheduler reads the label, not a hint).
+            (second,) = [n for n in _gpu_nodes(sandbox, pool, 2, taint) if n != first]
+
+            def second_job() -> Any:
+                jobs = _items(sandbox, namespace, "jobs")
+                return jobs or NotYet(operator_log(5))
+
+            (job,) = wait_for(second_job, timeout=60, description="a download Job for the new node")
+            pinned = job["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            ]["nodeSelectorTerms"]
+            assert pinned == [
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [second]}]}
+            ]
+
+            def both_served() -> Any:
+                obj = _mimo(sandbox, namespace, name)
+                pods = [
+                    p for p in _items(sandbox, namespace, "pods") if "job-name" not in p["metadata"]["labels"]
+                ]
+                if obj.get("status", {}).get("readyReplicas") == 2:
+                    return obj, pods
+                return NotYet(
+                    (obj.get("status", {}).get("weights"), [p["spec"].get("nodeName") for p in pods])
+                )
+
+            obj, pods = wait_for(both_served, timeout=120, description="the second replica on the new node")
+            assert sorted(p["spec"]["nodeName"] for p in pods) == sorted([first, second])
+            labelled = get_json(sandbox, "get", "node", second)["metadata"]["labels"]
+            assert labelled[label] == "complete"
+            assert obj["status"]["weights"]["progress"] == "2/2 nodes"
+            (late,) = [p for p in pods if p["spec"]["nodeName"] == second]
+            scheduled = next(c for c in late["status"]["conditions"] if c["type"] == "PodScheduled")
+            # The node was labelled (its copy complete) before the pod was bound to it: the time of the
+            # API server's own record of the label's last writer.
+            managed = get_json(sandbox, "get", "node", second, "--show-managed-fields")["metadata"][
+                "managedFields"
+            ]
+            (written,) = [m["time"] for m in managed if label in json.dumps(m.get("fieldsV1", {}))]
+            assert written <= scheduled["lastTransitionTime"], (written, scheduled)
+            # No node outside the deployment's selector was given a copy.
+            assert {
+                n["metadata"]["name"] for n in get_json(sandbox, "get", "nodes", "-l", label)["items"]
+            } == {first, second}
+    finally:
+        sandbox.kubectl("delete", "node", f"{pool}-0", f"{pool}-1", "--ignore-not-found", check=False)

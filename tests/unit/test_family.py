@@ -507,7 +507,8 @@ def test_a_checkpoint_config_in_another_precision_names_where_it_came_from() -> 
 
 
 def test_config_from_checkpoint_needs_a_cache_the_operator_fills() -> None:
-    for cache in (None, {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}}):
+    node_local = {"hostPath": {"path": "/mnt/nvme"}, "fetch": "job"}
+    for cache in (None, {"persistentVolumeClaim": {"claimName": "w", "readOnly": True}}, node_local):
         model = {"name": "acme/v25-sft", "configFrom": "checkpoint", "cache": cache}
         with pytest.raises(SpecInvalid, match="fetch: job"):
             _md({"model": {k: v for k, v in model.items() if v is not None}})

@@ -154,7 +154,6 @@ def test_no_job_where_the_operator_does_not_fetch(cache: dict[str, Any] | None) 
     ("cache", "error"),
     [
         ({"hostPath": {"path": "/x"}, "volumeClaimTemplate": {"size": "1Ti"}}, "set one of"),
-        ({"hostPath": {"path": "/x"}, "fetch": "job"}, "fetch: job needs a claim"),
         ({"persistentVolumeClaim": {"claimName": "w", "readOnly": True}, "fetch": "job"}, "readOnly"),
         ({"volumeClaimTemplate": {"size": "lots"}}, "size"),
     ],

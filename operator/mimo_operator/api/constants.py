@@ -18,6 +18,12 @@ LABEL_DEPLOYMENT = f"{GROUP}/deployment"
 LABEL_ROLE = f"{GROUP}/role"
 LABEL_REPLICA = f"{GROUP}/replica"  # index of the model replica a multi-node group belongs to
 LABEL_PLAN_HASH = f"{GROUP}/plan-hash"
+# A node holds a verified copy of a node-local weights cache (render/weights.py node_copy_label):
+# weights.serving.mimo.dev/<digest of repository, revision, directory> = <commit>. The only node
+# field the operator writes; the chart's ValidatingAdmissionPolicy holds it to this prefix.
+NODE_COPY_LABEL_PREFIX = "weights.serving.mimo.dev/"
+# On a per-node download Job: the node whose copy it fills.
+ANNOTATION_NODE = f"{GROUP}/node"
 ROLE_LEADER = "leader"
 ROLE_GROUP = "group"
 

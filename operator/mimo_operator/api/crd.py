@@ -256,11 +256,6 @@ def _spec_schema() -> Schema:
             reason="FieldValueForbidden",
         ),
         _rule(
-            "!has(self.fetch) || self.fetch != 'job' || !has(self.hostPath)",
-            "spec.model.cache.fetch: job needs a claim; with hostPath use vllm or none",
-            reason="FieldValueForbidden",
-        ),
-        _rule(
             "!has(self.fetch) || self.fetch != 'job' || !has(self.persistentVolumeClaim)"
             " || !has(self.persistentVolumeClaim.readOnly) || !self.persistentVolumeClaim.readOnly",
             "spec.model.cache.fetch: job cannot write to a readOnly persistentVolumeClaim",

@@ -68,7 +68,9 @@ class PvcSource(_Model):
 
 class HostPathSource(_Model):
     path: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")]
-    """A directory on every GPU node (e.g. a local NVMe cache)."""
+    """A directory on every GPU node (e.g. a local NVMe cache). With fetch: job the operator fills it
+    on each node the pods may run on (one download Job per node, writing as UID 65532), labels a node
+    weights.serving.mimo.dev/<key> once its copy is verified, and keeps the pods to labelled nodes."""
 
 
 # Storage sizes as Kubernetes quantities, binary or decimal units (e.g. 400Gi, 1Ti).
@@ -105,7 +107,8 @@ class ModelCache(_Model):
     MimoDeployment unless whenDeleted: Retain)."""
     fetch: FetchMode | None = None
     """job: a download Job fetches, verifies and pins the weights before any vLLM pod starts, and vLLM
-    reads them offline. vllm: vLLM downloads them itself at start. none: the weights are already in
+    reads them offline (with hostPath: one Job per node, and the pods only on nodes whose copy is
+    complete). vllm: vLLM downloads them itself at start. none: the weights are already in
     the volume (air-gapped); model.name is their path. Default: job on a claim the operator may write
     (volumeClaimTemplate, or a persistentVolumeClaim that is not readOnly), vllm on hostPath, none on a
     read-only claim."""
@@ -115,11 +118,9 @@ class ModelCache(_Model):
         sources = [self.persistent_volume_claim, self.host_path, self.volume_claim_template]
         if sum(source is not None for source in sources) > 1:
             raise ValueError("set one of persistentVolumeClaim, hostPath and volumeClaimTemplate")
-        if self.fetch == "job":
-            if self.host_path is not None:
-                raise ValueError("fetch: job needs a claim; with hostPath use fetch: vllm or none")
-            if self.persistent_volume_claim is not None and self.persistent_volume_claim.read_only:
-                raise ValueError("fetch: job cannot write to a readOnly persistentVolumeClaim")
+        claim = self.persistent_volume_claim
+        if self.fetch == "job" and claim is not None and claim.read_only:
+            raise ValueError("fetch: job cannot write to a readOnly persistentVolumeClaim")
         return self
 
     def fetch_mode(self) -> FetchMode:
@@ -157,7 +158,8 @@ _KNOWN_CEL = "[" + ", ".join(f"'{n}'" for n in KNOWN_MODEL_NAMES) + "]"
 
 _CONFIG_FROM_NEEDS_JOB = (
     "spec.model.configFrom: checkpoint reads config.json from the weights the download Job fetched: "
-    "set spec.model.cache to a volumeClaimTemplate or a writable persistentVolumeClaim (fetch: job); "
+    "set spec.model.cache to a volumeClaimTemplate or a writable persistentVolumeClaim (fetch: job; "
+    "node-local hostPath copies are filled by one Job per node, none of which the plan may wait for); "
     "for weights already in place, give their config.json in spec.model.config"
 )
 
@@ -183,7 +185,8 @@ class ModelSource(_Model):
                     "reason": "FieldValueForbidden",
                 },
                 {
-                    "rule": "!has(self.configFrom) || (has(self.cache) && (has(self.cache.fetch) ? "
+                    "rule": "!has(self.configFrom) || (has(self.cache) && !has(self.cache.hostPath) && "
+                    "(has(self.cache.fetch) ? "
                     "self.cache.fetch == 'job' : (has(self.cache.volumeClaimTemplate) || "
                     "(has(self.cache.persistentVolumeClaim) && "
                     "!(has(self.cache.persistentVolumeClaim.readOnly) && "
@@ -234,7 +237,10 @@ class ModelSource(_Model):
     def _copy_or_config(self) -> ModelSource:
         if sum(x is not None for x in (self.copy_of, self.config, self.config_from)) > 1:
             raise ValueError("set one of copyOf, config and configFrom")
-        if self.config_from is not None and (self.cache is None or self.cache.fetch_mode() != "job"):
+        cache = self.cache
+        if self.config_from is not None and (
+            cache is None or cache.fetch_mode() != "job" or cache.host_path is not None
+        ):
             raise ValueError(_CONFIG_FROM_NEEDS_JOB)
         return self
 

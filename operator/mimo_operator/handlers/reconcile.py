@@ -28,8 +28,10 @@ from mimo_operator.api import (
 from mimo_operator.api.policy import REASON as POLICY_REASON
 from mimo_operator.api.policy import AuthorPolicy
 from mimo_operator.handlers import events
+from mimo_operator.handlers.node_weights import NodeAccessDenied, node_local_children
 from mimo_operator.handlers.weights import (
     POD_CREATION_GRACE_SECONDS,
+    WeightsGate,
     controller_name,
     gate_children,
     job_report,
@@ -60,7 +62,7 @@ from mimo_operator.render.diagnosis import STUCK_CONTAINER_REASONS, pod_problems
 from mimo_operator.render.planning import AWAITING_CHECKPOINT_CONFIG
 from mimo_operator.render.probes import cold_start_for, startup_budget_seconds
 from mimo_operator.render.status import compute_status, failed_status
-from mimo_operator.render.weights import render_fetch_job
+from mimo_operator.render.weights import node_local, render_fetch_job
 
 logger = logging.getLogger(__name__)
 POD_PROBLEM_REASONS = STUCK_CONTAINER_REASONS | {"Unschedulable", "NoPodsCreated", "VolumeClaimMissing"}
@@ -336,6 +338,14 @@ async def _fetch_before_planning(
     return await _record(client, body, old, new, announcements, outcome)
 
 
+def _look_again_after(md: MimoDeployment, weights: WeightsGate | None, config: RenderConfig) -> float | None:
+    """A download that has not started changes nothing the watch sees: look again, to say so. Nodes
+    are not watched: a node-local cache looks for nodes that joined its pool this often."""
+    if weights is not None and weights.state == "Downloading":
+        return POD_CREATION_GRACE_SECONDS
+    return config.node_recheck_seconds if node_local(md) else None
+
+
 async def reconcile(
     client: KubeClient,
     body: dict[str, Any],
@@ -377,6 +387,16 @@ async def reconcile(
     digest = plan_hash(md, plan, config)
     desired = render_children(md, plan, config, digest)
     desired, weights = gate_children(md, config, desired, live, report, checkpoint_config, shared)
+    if node_local(md):
+        try:
+            desired, weights = await node_local_children(client, md, plan, config, desired, live)
+        except NodeAccessDenied as exc:
+            message = (
+                f"{exc}; a node-local cache (spec.model.cache.hostPath with fetch: job) needs the chart's "
+                "policy.allowHostPath: true, which lets the operator list nodes and set its "
+                f"{constants.NODE_COPY_LABEL_PREFIX} labels on them, and nothing else"
+            )
+            return await _fail(client, body, old, "NodeAccessDenied", message, REFUSAL_RECHECK_SECONDS)
     kept = weights.kept if weights is not None else ()
     sync = await _apply(
         client, body, old, owner, desired, live, field_manager, kept, shared_download(md, desired)
@@ -408,10 +428,7 @@ async def reconcile(
         replicas=new.replicas or 0,
         ready_replicas=new.ready_replicas or 0,
         startup_budget_seconds=startup_budget_seconds(md, plan, config),
-        # A download that has not started changes nothing the watch sees: look again, to say so.
-        retry_after=POD_CREATION_GRACE_SECONDS
-        if weights is not None and weights.state == "Downloading"
-        else None,
+        retry_after=_look_again_after(md, weights, config),
     )
     announcements = events.serving_announcements(old, new, plan.summary, POD_PROBLEM_REASONS)
     if weights is not None and weights.announces_failure:

@@ -69,6 +69,9 @@ class OperatorSettings(BaseSettings):
     operator_peer: dict[str, Any] | None = None
     """The operator's pods as a NetworkPolicyPeer (the chart sets its namespace and labels): admitted
     to the weights download pod's progress port, which the operator reads while a download runs."""
+    node_recheck_seconds: float = Field(default=RenderConfig.node_recheck_seconds, gt=0)
+    """How often a deployment with a node-local weights cache (hostPath, fetch: job) looks for nodes
+    that joined its pool, to give them a copy."""
     discovery_seconds: float = Field(default=300.0, gt=0)
     """How long a finding that an optional API (KEDA, PodMonitor) is or is not served is reused."""
     leader_elect: bool = False
@@ -129,4 +132,5 @@ class OperatorSettings(BaseSettings):
             network_policy_api_from=tuple(self.network_policy_api_from) if self.network_policy else None,
             operator_peer=self.operator_peer,
             vllm_run_as_user=self.vllm_run_as_user,
+            node_recheck_seconds=self.node_recheck_seconds,
         )

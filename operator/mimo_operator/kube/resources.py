@@ -19,7 +19,7 @@ class Kind:
         return f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
 
     def collection(self, namespace: str | None) -> str:
-        if namespace:  # every kind here is namespaced; no namespace lists across all of them
+        if namespace:  # no namespace: a cluster-scoped kind (Node), or a list across all namespaces
             return f"{self.base}/namespaces/{namespace}/{self.plural}"
         return f"{self.base}/{self.plural}"
 
@@ -39,6 +39,7 @@ KINDS: dict[tuple[str, str], Kind] = {
         Kind("v1", "Service", "services"),
         Kind("v1", "Event", "events"),
         Kind("v1", "Pod", "pods"),
+        Kind("v1", "Node", "nodes"),
         Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
         Kind("apps/v1", "StatefulSet", "statefulsets"),
         Kind("batch/v1", "Job", "jobs"),
@@ -53,6 +54,7 @@ KINDS: dict[tuple[str, str], Kind] = {
     )
 }
 MIMO = KINDS[(constants.API_VERSION, constants.KIND)]
+NODE = KINDS[("v1", "Node")]
 
 
 def kind_of(obj: dict[str, object]) -> Kind:

@@ -51,6 +51,9 @@ class RenderConfig:
     fetcher_image: str = f"mimo-operator:{__version__}"
     # Seconds without a byte before the fetcher gives up as stalled (issue 14: "no progress for N minutes").
     fetch_stall_seconds: int = 600
+    # How often a deployment with a node-local weights cache lists its nodes again, so a node that
+    # joined the pool gets its copy without waiting for the resync (one LIST of nodes each time).
+    node_recheck_seconds: float = 300.0
     # Optional APIs found in the cluster at reconcile time (discovery), not settings: children of
     # those kinds are rendered only when their CRDs are installed.
     keda_available: bool = False

@@ -80,8 +80,37 @@ def vllm_offline_env(md: MimoDeployment) -> list[dict[str, Any]]:
 
 
 def weights_location(md: MimoDeployment, config: RenderConfig) -> str:
-    """For status: the claim and directory holding this deployment's weights."""
+    """For status: the claim and directory holding this deployment's weights (for a node-local
+    cache: the node directory, on the nodes labelled as holding a complete copy)."""
+    if node_local(md):
+        cache = md.spec.model.cache
+        assert cache is not None and cache.host_path is not None
+        inside = weights_dir(md, config).removeprefix(config.model_mount_path)
+        return f"hostPath:{cache.host_path.path.rstrip('/')}{inside} on nodes labelled {node_copy_label(md)}"
     return f"pvc/{cache_claim_name(md)}:{weights_dir(md, config)}"
+
+
+def node_local(md: MimoDeployment) -> bool:
+    """A copy of the weights on each node (hostPath), filled by one download Job per node."""
+    cache = md.spec.model.cache
+    return cache is not None and cache.host_path is not None and fetch_mode(md) == "job"
+
+
+def node_copy_label(md: MimoDeployment) -> str:
+    """The node label saying a node holds a verified copy of these weights (repository, revision and
+    node directory): set by the operator when the node's download Job completed, its value the commit
+    the fetcher pinned. The key is a digest, so it fits a label name whatever the repository's name."""
+    cache = md.spec.model.cache
+    path = cache.host_path.path if cache is not None and cache.host_path is not None else ""
+    content = json.dumps([md.spec.model.name, revision_of(md), path.rstrip("/")])
+    return f"{constants.NODE_COPY_LABEL_PREFIX}{hashlib.sha256(content.encode()).hexdigest()[:16]}"
+
+
+def node_copy_affinity(md: MimoDeployment) -> dict[str, Any] | None:
+    """The node selector requirement that keeps vLLM pods to nodes holding a complete copy."""
+    if not node_local(md):
+        return None
+    return {"key": node_copy_label(md), "operator": "Exists"}
 
 
 def render_cache_claim(md: MimoDeployment) -> dict[str, Any] | None:
@@ -120,7 +149,7 @@ def _fetcher_args(md: MimoDeployment, config: RenderConfig) -> list[str]:
     ]
 
 
-def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[str, Any]:
+def _job_template(md: MimoDeployment, config: RenderConfig, volume: dict[str, Any]) -> dict[str, Any]:
     env: list[dict[str, Any]] = []
     if md.spec.model.token_secret_ref is not None:
         ref = md.spec.model.token_secret_ref
@@ -168,7 +197,7 @@ def _job_template(md: MimoDeployment, config: RenderConfig, claim: str) -> dict[
                 "fsGroup": IMAGE_UID,
             },
             "containers": [container],
-            "volumes": [{"name": WEIGHTS_VOLUME, "persistentVolumeClaim": {"claimName": claim}}],
+            "volumes": [{"name": WEIGHTS_VOLUME, **volume}],
         },
     }
 
@@ -202,10 +231,43 @@ def fetch_job_name(md: MimoDeployment, job_spec: dict[str, Any]) -> str:
 
 
 def render_fetch_job(md: MimoDeployment, config: RenderConfig) -> dict[str, Any] | None:
-    """The download Job, when the operator fetches the weights; None otherwise."""
+    """The download Job, when the operator fetches the weights onto a claim; None otherwise (a
+    node-local cache has one Job per node: render_node_fetch_job)."""
     claim = cache_claim_name(md)
     if fetch_mode(md) != "job" or claim is None:
         return None
+    return _fetch_job(md, _job_template(md, config, {"persistentVolumeClaim": {"claimName": claim}}))
+
+
+def render_node_fetch_job(
+    md: MimoDeployment, config: RenderConfig, node: str, tolerations: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The download Job that fills one node's copy of a node-local cache: its pod is pinned to that
+    node (by node name, as the DaemonSet controller pins its pods, so the scheduler still checks
+    resources and taints) and carries the vLLM pods' tolerations. fsGroup does not apply to a
+    hostPath: the node directory must be writable by UID 65532 (README, "Model weights")."""
+    cache = md.spec.model.cache
+    assert cache is not None and cache.host_path is not None
+    template = _job_template(
+        md, config, {"hostPath": {"path": cache.host_path.path, "type": "DirectoryOrCreate"}}
+    )
+    pod = template["spec"]
+    pod["tolerations"] = tolerations
+    pod["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+                ]
+            }
+        }
+    }
+    job = _fetch_job(md, template)
+    job["metadata"]["annotations"] = {constants.ANNOTATION_NODE: node}
+    return job
+
+
+def _fetch_job(md: MimoDeployment, template: dict[str, Any]) -> dict[str, Any]:
     spec = {
         "backoffLimit": FETCH_RETRIES,
         # A refused token or a missing revision fails the Job at once instead of FETCH_RETRIES more pods.
@@ -221,7 +283,7 @@ def render_fetch_job(md: MimoDeployment, config: RenderConfig) -> dict[str, Any]
                 }
             ]
         },
-        "template": _job_template(md, config, claim),
+        "template": template,
     }
     return {
         "apiVersion": "batch/v1",
