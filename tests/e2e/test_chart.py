@@ -8,10 +8,14 @@ a local process with the Deployment's args and environment and a token of the ch
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -438,3 +442,72 @@ def test_namespace_users_get_mimodeployments_through_the_built_in_roles(
     assert refused.returncode != 0 and "forbidden" in refused.stderr, refused.stderr
     # Nothing beyond the namespace they were granted.
     assert not _can_i(sandbox, editor, "create", "mimodeployments.serving.mimo.dev", "-n", namespace)
+
+
+def _raw_patch(kubeconfig: Path, path: str, patch: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """A merge PATCH with the kubeconfig's token; the API server's answer as a CompletedProcess
+    (returncode 0 for 2xx, the Status message as stderr otherwise)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    context = ssl.create_default_context(
+        cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+    )
+    request = urllib.request.Request(
+        cluster["server"] + path,
+        data=json.dumps(patch).encode(),
+        method="PATCH",
+        headers={"Authorization": f"Bearer {user['token']}", "Content-Type": "application/merge-patch+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            return subprocess.CompletedProcess([path], 0, response.read().decode(), "")
+    except urllib.error.HTTPError as exc:
+        return subprocess.CompletedProcess([path], 1, "", json.loads(exc.read()).get("message", ""))
+
+
+def test_the_operator_may_label_nodes_only_under_its_prefix_and_only_with_host_path_allowed(
+    sandbox: Sandbox, mimo_crd: str, namespace: str, install_chart: Callable[..., str], tmp_path: Path
+) -> None:
+    node = sandbox.kubectl(
+        "get", "nodes", "-l", "type=kwok", "-o", "jsonpath={.items[0].metadata.name}"
+    ).stdout
+    plain = install_chart()
+    plain_config = service_account_kubeconfig(sandbox, namespace, plain, tmp_path / "plain.kubeconfig")
+    # Without policy.allowHostPath no node-local cache can exist, and the operator has no node rights.
+    assert not _can_i(sandbox, plain_config, "list", "nodes")
+    assert not _can_i(sandbox, plain_config, "patch", "nodes")
+
+    release = install_chart("--set", "policy.allowHostPath=true")
+    kubeconfig = service_account_kubeconfig(sandbox, namespace, release, tmp_path / "operator.kubeconfig")
+    assert _can_i(sandbox, kubeconfig, "list", "nodes") and _can_i(sandbox, kubeconfig, "patch", "nodes")
+
+    def as_operator(patch: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        # A PATCH as the operator sends it (a merge patch, no GET first: kubectl patch would read the
+        # node first, which the operator may not), judged by admission and dropped (dryRun).
+        return _raw_patch(kubeconfig, f"/api/v1/nodes/{node}?dryRun=All", patch)
+
+    def labels(**values: str | None) -> dict[str, Any]:
+        return {"metadata": {"labels": values}}
+
+    # RBAC grants "patch nodes"; the chart's ValidatingAdmissionPolicy narrows it to the copy labels.
+    def refused_foreign_label() -> Any:
+        proc = as_operator(labels(**{"mimo-probe": "x"}))
+        return proc.stderr if proc.returncode != 0 else NotYet(proc.stdout)
+
+    text = wait_for(refused_foreign_label, timeout=30, description="a foreign node label refused")
+    assert "only change node labels under weights.serving.mimo.dev/" in text, text
+    allowed = as_operator(labels(**{"weights.serving.mimo.dev/0123456789abcdef": "complete"}))
+    assert allowed.returncode == 0, allowed.stderr
+    for patch, words in (
+        ({"spec": {"unschedulable": True}}, "may not change a node's spec"),
+        ({"spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}}, "may not change a node's spec"),
+        ({"metadata": {"annotations": {"mimo-probe": "x"}}}, "may not change a node's spec"),
+        (labels(type=None), "only change node labels under"),
+    ):
+        proc = as_operator(patch)
+        assert proc.returncode != 0 and words in proc.stderr, (patch, proc.stderr)
+    deleted = _kubectl_with(sandbox, kubeconfig, "delete", "node", node, "--dry-run=server")
+    assert deleted.returncode != 0 and "forbidden" in deleted.stderr, deleted.stderr
+    # Anyone else is not judged by it.
+    admin = sandbox.kubectl("label", "node", node, "mimo-probe=x", "--dry-run=server", check=False)
+    assert admin.returncode == 0, admin.stderr

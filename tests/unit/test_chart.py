@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mimo_operator.api.constants import NODE_COPY_LABEL_PREFIX
 from mimo_operator.api.policy import AuthorPolicy, image_repository
 from mimo_operator.handlers.reconcile import refusal
 from mimo_operator.handlers.settings import OperatorSettings
@@ -464,3 +465,29 @@ def test_the_operator_may_read_a_download_pods_progress_and_the_pod_admits_only_
         )
     ]
     assert out, own["spec"]["egress"]
+
+
+def test_node_rights_come_only_with_host_path_and_are_held_to_the_copy_labels(helm: Path) -> None:
+    def node_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        roles = find(docs, "ClusterRole") + find(docs, "Role")
+        return [rule for role in roles for rule in role["rules"] if "nodes" in rule.get("resources", [])]
+
+    assert node_rules(render(helm)) == []
+    for mode in ((), ("--set-json", 'rbac.namespaces=["team-a"]')):
+        docs = render(helm, "--set", "policy.allowHostPath=true", *mode)
+        assert [rule["verbs"] for rule in node_rules(docs)] == [["list", "patch"]]
+        (policy,) = [
+            p
+            for p in find(docs, "ValidatingAdmissionPolicy")
+            if p["metadata"]["name"].endswith("node-copies")
+        ]
+        (binding,) = [
+            b
+            for b in find(docs, "ValidatingAdmissionPolicyBinding")
+            if b["spec"]["policyName"] == policy["metadata"]["name"]
+        ]
+        assert binding["spec"]["validationActions"] == ["Deny"]
+        (condition,) = policy["spec"]["matchConditions"]
+        assert "system:serviceaccount:mimo-system:" in condition["expression"]
+    # The prefix the policy allows is the one the operator writes.
+    assert f"'{NODE_COPY_LABEL_PREFIX}'" in json.dumps(policy["spec"]["variables"])
