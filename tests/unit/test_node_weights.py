@@ -232,3 +232,16 @@ def test_no_node_to_copy_to_is_said_with_the_selector() -> None:
     gate = node_gate(md, RenderConfig(), plan, NodeCopies((), {}), {})
     assert (gate.state, gate.reason) == ("Downloading", "NoNodeForCopy")
     assert "nvidia.com/gpu.product=NVIDIA-H200" in gate.message
+
+
+def test_a_running_nodes_percent_and_time_left_stand_for_the_copies_under_way() -> None:
+    md = _md()
+    plan = _plan(md)
+    report = {"bytesDone": 37, "bytesTotal": 100, "bytesPerSecond": 5, "etaSeconds": 2460}
+    downloading = {node: _gate_of(md, _job(None)) for node in ("a", "b")}
+    gate = node_gate(md, RenderConfig(), plan, NodeCopies(("a", "b"), {}), downloading, ("a", report))
+    assert gate.weights.progress == "0/2 nodes, a 37% ETA 41m"
+    assert (gate.weights.bytes_done, gate.weights.bytes_total, gate.weights.bytes_per_second) == (37, 100, 5)
+    # A fetcher that has not said how far it is yet leaves the count alone.
+    quiet = node_gate(md, RenderConfig(), plan, NodeCopies(("a", "b"), {}), downloading, ("a", {}))
+    assert quiet.weights.progress == "0/2 nodes" and quiet.weights.bytes_done is None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mimo_operator.api import MimoDeployment
-from mimo_operator.handlers.weights import WeightsGate, job_ended, job_report, weights_gate
+from mimo_operator.handlers.weights import WeightsGate, job_ended, job_report, progress_text, weights_gate
 from mimo_operator.kube.cache import ChildKey, child_key
 from mimo_operator.kube.client import ApiError, KubeClient
 from mimo_operator.kube.resources import NODE
@@ -76,17 +76,27 @@ def node_gate(
     plan: Plan,
     copies: NodeCopies,
     per_node: dict[str, WeightsGate],
+    running: tuple[str, dict[str, Any]] | None = None,
 ) -> WeightsGate:
     """What the nodes' copies mean for the deployment (pure): Ready once one replica can be placed on
-    nodes holding a copy; Failed when the nodes whose download has not failed cannot get there."""
+    nodes holding a copy; Failed when the nodes whose download has not failed cannot get there.
+    `running` is one node still downloading and its fetcher's latest report, for percent and ETA."""
     needed = nodes_per_replica(plan)
     ready, total = len(copies.ready), len(copies.eligible)
     name = f"{md.spec.model.name}@{revision_of(md)}"
     base = weights_gate(md, config, "", None, None)
     commits = sorted(set(copies.ready.values()) - {COMPLETE})
+    progress = f"{ready}/{total} nodes"
+    rate: dict[str, Any] = {}
+    if running is not None and (percent := progress_text(running[1])) is not None:
+        # Nodes download side by side at about the same rate: one of them stands for the rest.
+        progress += f", {running[0]} {percent}"
+        rate = {"bytes_done": running[1].get("bytesDone"), "bytes_total": running[1].get("bytesTotal")}
+        rate["bytes_per_second"] = running[1].get("bytesPerSecond")
     weights = base.weights.model_copy(
         update={
-            "progress": f"{ready}/{total} nodes",
+            **rate,
+            "progress": progress,
             "sha": commits[0] if len(commits) == 1 else None,
             "job": None,
         }
@@ -156,14 +166,18 @@ async def node_local_children(
     now = datetime.datetime.now(datetime.UTC)
     jobs: dict[str, dict[str, Any]] = {}
     per_node: dict[str, WeightsGate] = {}
+    running: tuple[str, dict[str, Any]] | None = None
     for node in copies.missing:
         job = render_node_fetch_job(md, config, node, tolerations)
         name = job["metadata"]["name"]
         live_job = live.get(child_key(job))
-        # Only a Job that ended is read (its commit to record, or why it failed): asking every running
-        # one for its percent would cost a pod list and a request per node per look.
-        ended = live_job is not None and job_ended(live_job)
-        report = await job_report(client, md.metadata.namespace, name, live_job) if ended else None
+        # A Job that ended is read for its commit or why it failed; of the running ones only the first
+        # that answers is asked for its percent (each costs a pod list and a request per look).
+        report = None
+        if live_job is not None and (job_ended(live_job) or running is None):
+            report = await job_report(client, md.metadata.namespace, name, live_job)
+            if report is not None and not job_ended(live_job):
+                running = (node, report)
         gate = weights_gate(md, config, name, live_job, report, now)
         if gate.state == "Ready":
             # The copy is verified: the label records it and the Job is done (pruned below).
@@ -172,7 +186,7 @@ async def node_local_children(
             copies = NodeCopies(copies.eligible, {**copies.ready, node: value})
             continue
         jobs[node], per_node[node] = job, gate
-    gate = node_gate(md, config, plan, copies, per_node)
+    gate = node_gate(md, config, plan, copies, per_node, running)
     desired = [*desired, *jobs.values()]
     if gate.state == "Ready":
         return desired, gate
