@@ -16,6 +16,8 @@ from mimo_sandbox.cluster import Sandbox
 from mimo_sandbox.pytest_plugin import NotYet, wait_for
 from tests.integration.conftest import EXAMPLES, get_json, operator_in, weights_pvc
 from tests.integration.operator_process import OperatorProcess
+from tests.unit.kubelet import exec_argv
+from tests.vllm_cli.harness import parse_serve_args
 
 pytestmark = pytest.mark.sandbox
 H100_LABEL = "NVIDIA-H100-80GB-HBM3"
@@ -222,6 +224,46 @@ def test_bf16_multi_node_group_is_ready_only_when_every_pod_is(
     )
     targets = [ep["targetRef"]["name"] for s in slices["items"] for ep in s.get("endpoints") or []]
     assert targets == ["mimo-bf16-h100-r0-0"]
+
+
+def test_data_parallel_ranks_across_two_nodes_become_ready_each_with_its_own_ranks(
+    sandbox: Sandbox, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """The throughput layout across nodes (TP4 x DP4 +EP on two H100 nodes): the pods the real
+    StatefulSet controller made, as the API server holds them, run their command as the kubelet would,
+    and every rank's line goes through vLLM 0.33.0's own parser."""
+    weights_pvc(sandbox, namespace, "mimo-weights-bf16")
+    sandbox.kubectl("-n", namespace, "apply", "-f", str(EXAMPLES / "mimo-bf16-h100-wide-ep.yaml"))
+    obj = _wait_phase(sandbox, namespace, "mimo-bf16-wide-ep", "Ready")
+    plan = obj["status"]["plan"]
+    assert (plan["tensorParallel"], plan["dataParallel"], plan["nodesPerReplica"]) == (4, 4, 2)
+    assert plan["expertParallel"] is True and plan["pipelineParallel"] == 1
+    assert obj["status"]["readyReplicas"] == 1
+    pods = sorted(_pods(sandbox, namespace), key=lambda p: p["metadata"]["name"])
+    assert [p["metadata"]["name"] for p in pods] == ["mimo-bf16-wide-ep-r0-0", "mimo-bf16-wide-ep-r0-1"]
+    assert len({p["spec"]["nodeName"] for p in pods}) == 2  # one pod per node
+    lines = [exec_argv(pod, tmp_path) for pod in pods]
+    assert all(argv[0] == "serve" for argv in lines)
+    parsed = parse_serve_args([argv[1:] for argv in lines])
+    head = f"mimo-bf16-wide-ep-r0-0.mimo-bf16-wide-ep-pods.{namespace}.svc"
+    ranks: list[int] = []
+    for pod, result in zip(pods, parsed, strict=True):
+        assert result.ok, result.error
+        values = result.parsed
+        rank0 = pod["metadata"]["name"].endswith("-0")
+        assert values["headless"] is not rank0
+        assert (values["data_parallel_size"], values["data_parallel_size_local"]) == (4, 2)
+        assert values["tensor_parallel_size"] == 4 and values["enable_expert_parallel"] is True
+        assert values["data_parallel_address"] == head
+        start = 0 if rank0 else values["data_parallel_start_rank"]
+        ranks += range(start, start + values["data_parallel_size_local"])
+    assert ranks == [0, 1, 2, 3]
+    # Only the head serves HTTP: the API Service reaches pod 0 alone.
+    api = "kubernetes.io/service-name=mimo-bf16-wide-ep"
+    slices = get_json(sandbox, "-n", namespace, "get", "endpointslices", "-l", api)
+    assert [ep["targetRef"]["name"] for s in slices["items"] for ep in s.get("endpoints") or []] == [
+        "mimo-bf16-wide-ep-r0-0"
+    ]
 
 
 def test_infeasible_spec_fails_with_numbers_touches_nothing_and_recovers(

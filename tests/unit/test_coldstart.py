@@ -44,7 +44,7 @@ def test_first_start_adds_up_and_a_new_pod_reads_the_cache() -> None:
     assert cold.first_start_seconds == cold.download_seconds + cold.load_seconds + 300
     assert cold.new_pod_seconds == cold.load_seconds + 300  # the Job filled the claim once
     # The startup probe's budget covers exactly the load and the engine start (to its 10 s period).
-    startup = probes(md, plan, RenderConfig(engine_init_seconds=300), multi_node=False)["startupProbe"]
+    startup = probes(md, plan, RenderConfig(engine_init_seconds=300), None)["startupProbe"]
     budget = startup["periodSeconds"] * startup["failureThreshold"]
     assert cold.new_pod_seconds <= budget < cold.new_pod_seconds + startup["periodSeconds"]
 

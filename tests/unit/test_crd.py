@@ -361,6 +361,7 @@ PLANNED: dict[str, tuple[int, int, int, int] | str] = {
     "mimo-fp8-h100.yaml": (8, 1, 8, 1),
     "mimo-fp8-h200.yaml": (4, 1, 4, 1),
     "mimo-bf16-h100-multinode.yaml": (16, 2, 8, 2),
+    "mimo-bf16-h100-wide-ep.yaml": (16, 2, 4, 1),  # and so DP4, two ranks per node
     "mimo-infeasible.yaml": "NeedsMoreThanOneNode",
     "mimo-autoscaling.yaml": (8, 1, 8, 1),
     "mimo-fp8-mi300x.yaml": (4, 1, 4, 1),

@@ -169,6 +169,39 @@ EXPECTED: dict[str, Expected] = {
         env={"NODE_RANK": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}},
         pdb=True,
     ),
+    "dp-ep-multinode": Expected(
+        namespace="llm",
+        statefulsets={"mimo-wide-r0": 2},  # 1 replica x 2 nodes
+        gpus_per_pod="8",
+        product_label=H100,
+        flags={
+            **SWITCHES,
+            "<model>": "/models/mimo-v2-flash-bf16",
+            "--served-model-name": "mimo-wide",
+            # strategy throughput on the two nodes bf16 needs: 4 data parallel ranks of TP4, the experts
+            # over all 16 GPUs (README "Plan a deployment": data parallel across nodes), 2 ranks per node.
+            "--tensor-parallel-size": "4",
+            "--data-parallel-size": "4",
+            "--enable-expert-parallel": None,
+            "--data-parallel-size-local": "2",
+            "--data-parallel-rpc-port": "29550",  # vLLM 0.33.0's default, stated
+        },
+        # Data parallel ranks find their head by --data-parallel-address, not torch's --nnodes group.
+        absent=(
+            "--pipeline-parallel-size",
+            "--nnodes",
+            "--node-rank",
+            "--master-addr",
+            "--headless",
+            "--api-key",
+            "--revision",
+        ),
+        requests={**DEFAULT_REQUESTS, "nvidia.com/gpu": "8"},
+        shm="20Gi",
+        model_volume={"persistentVolumeClaim": {"claimName": "mimo-bf16-weights", "readOnly": True}},
+        env={"NODE_RANK": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}},
+        pdb=False,  # one replica: a budget would block drains for good
+    ),
     "autoscaling": Expected(
         namespace="llm",
         statefulsets={"mimo-auto": 3},  # replicas 3 lies within [1, 4]
@@ -247,6 +280,7 @@ DEFAULT_DEPENDENT: dict[str, dict[str, Any]] = {
     "fp8-h200": {"mtp": False},
     "fp8-kv-b200": {"mtp": False},
     "bf16-h100-multinode": {"--max-model-len": "131072", "mtp": False},
+    "dp-ep-multinode": {"--max-model-len": "131072", "mtp": False},
     "autoscaling": {"--max-model-len": "131072", "mtp": False},
     "placement-extra-args": {"--max-model-len": "131072", "mtp": False},
 }
@@ -303,11 +337,9 @@ def test_scenario_renders_what_its_spec_asks_for(name: str) -> None:
             assert flag in flags and flags[flag] == value, (flag, flags.get(flag))
         for flag in expect.absent:
             assert flag not in flags, flag
-        if sts["spec"]["replicas"] > 1 and "--nnodes" in flags:
-            assert (
-                flags["--master-addr"]
-                == f"{sts['metadata']['name']}-0.{deployment}-pods.{expect.namespace}.svc"
-            )
+        head = flags.get("--master-addr", flags.get("--data-parallel-address"))
+        if sts["spec"]["replicas"] > 1 and head is not None:
+            assert head == f"{sts['metadata']['name']}-0.{deployment}-pods.{expect.namespace}.svc"
             assert container["command"][:2] == ["/bin/sh", "-c"]
         else:
             assert container["command"] == ["vllm", "serve"]

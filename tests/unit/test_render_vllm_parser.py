@@ -54,7 +54,8 @@ def test_every_pod_of_every_scenario_was_run(
     lines: list[tuple[str, Plan, dict[str, Any], list[str]]],
 ) -> None:
     # fp8-h100 and autoscaling: 2 and 3 pods of one StatefulSet; fp8-h200 and placement: 1 each;
-    # bf16-h100-multinode: 2 replicas x 2 nodes; fp8-kv-b200: 1. (spec.replicas of each input; 1 if absent.)
+    # bf16-h100-multinode: 2 replicas x 2 nodes; dp-ep-multinode: 1 replica x 2 nodes; fp8-kv-b200: 1.
+    # (spec.replicas of each input; 1 if absent.)
     assert sorted(label for label, _, _, _ in lines) == [
         "autoscaling/mimo-auto-0",
         "autoscaling/mimo-auto-1",
@@ -63,6 +64,8 @@ def test_every_pod_of_every_scenario_was_run(
         "bf16-h100-multinode/mimo-bf16-r0-1",
         "bf16-h100-multinode/mimo-bf16-r1-0",
         "bf16-h100-multinode/mimo-bf16-r1-1",
+        "dp-ep-multinode/mimo-wide-r0-0",
+        "dp-ep-multinode/mimo-wide-r0-1",
         "fp8-h100/mimo-0",
         "fp8-h100/mimo-1",
         "fp8-h200/mimo-h200-0",
@@ -94,7 +97,11 @@ def test_rendered_commands_parse_with_the_pinned_vllm(
 def test_multi_node_ranks_get_their_own_rank_and_only_rank_0_serves(
     lines: list[tuple[str, Plan, dict[str, Any], list[str]]], parsed: dict[str, ServeParse]
 ) -> None:
-    groups = [(label, pod) for label, plan, pod, _ in lines if plan.nodes_per_replica > 1]
+    groups = [
+        (label, pod)
+        for label, plan, pod, _ in lines
+        if plan.nodes_per_replica > 1 and plan.data_parallel == 1
+    ]
     assert len(groups) == 4  # bf16-h100-multinode: 2 replicas x 2 nodes
     for label, pod in groups:
         values = parsed[label].parsed
@@ -106,6 +113,38 @@ def test_multi_node_ranks_get_their_own_rank_and_only_rank_0_serves(
         # Every rank dials pod 0 of its own group through the headless Service.
         assert values["master_addr"] == f"{group}-0.mimo-bf16-pods.llm.svc", label
         assert values["master_port"] == 29501, label
+
+
+def test_data_parallel_ranks_across_nodes_start_where_the_previous_node_ended(
+    lines: list[tuple[str, Plan, dict[str, Any], list[str]]], parsed: dict[str, ServeParse]
+) -> None:
+    """vLLM's multi-node data parallel launch (docs "Data Parallel Deployment"): every node runs
+    --data-parallel-size-local engines; the head serves the API, the others run headless from
+    --data-parallel-start-rank. Together the nodes must cover ranks 0..DP-1 exactly once."""
+    groups = [
+        (label, plan, pod)
+        for label, plan, pod, _ in lines
+        if plan.nodes_per_replica > 1 and plan.data_parallel > 1
+    ]
+    assert len(groups) == 2  # dp-ep-multinode: 1 replica x 2 nodes
+    covered: list[int] = []
+    for label, plan, pod in groups:
+        values = parsed[label].parsed
+        ordinal = int(pod["metadata"]["name"].rsplit("-", 1)[1])
+        group = pod["metadata"]["name"].rsplit("-", 1)[0]
+        local = values["data_parallel_size_local"]
+        assert values["headless"] is (ordinal > 0), label
+        # The head takes rank 0 by default; a start rank there would switch vLLM to hybrid balancing.
+        assert (values["data_parallel_start_rank"] is None) is (ordinal == 0), label
+        start = values["data_parallel_start_rank"] or 0
+        assert values["data_parallel_size"] == plan.data_parallel, label
+        assert local * values["tensor_parallel_size"] == plan.gpus_per_pod, label  # fills its node
+        assert values["enable_expert_parallel"] is True, label
+        assert values["data_parallel_address"] == f"{group}-0.mimo-wide-pods.llm.svc", label
+        assert values["data_parallel_rpc_port"] == 29550, label
+        assert values["nnodes"] == 1 and values["master_addr"] == "127.0.0.1", label  # not a torch group
+        covered += range(start, start + local)
+    assert sorted(covered) == list(range(groups[0][1].data_parallel))
 
 
 def test_single_node_pods_run_plain_vllm_serve(

@@ -42,5 +42,8 @@ LABEL_NAMESPACE_NAME = "kubernetes.io/metadata.name"
 # (ParallelConfig.master_port, vllm/config/parallel.py), the torch.distributed master of a multi-node group.
 HTTP_PORT = 8000
 MASTER_PORT = 29501
+# vLLM 0.33.0's `--data-parallel-rpc-port` default (ParallelConfig.data_parallel_rpc_port): where the
+# head of data parallel ranks spanning nodes hands engines on other nodes their work (ZMQ).
+DP_RPC_PORT = 29550
 
 MAX_NAME_LENGTH = 42  # leaves room for "-pods", "-r<N>" and the StatefulSet pod suffix in 63 chars

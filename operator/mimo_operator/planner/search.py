@@ -21,6 +21,9 @@ from mimo_operator.planner.validation import RECIPE_MAX_MODEL_LEN, Validation, v
 
 TENSOR_SIZES = (1, 2, 4, 8)
 MAX_NODES_PER_REPLICA = 8
+# Data parallel ranks with expert parallel may span this many nodes (wide EP): each node one
+# `--data-parallel-size-local` share, the experts split over every GPU of every node.
+MAX_DATA_PARALLEL_NODES = 4
 # `maxModelLen: auto` picks the fewest GPUs that still serve at least this much context: a
 # reasoning model's traces alone run to tens of thousands of tokens.
 AUTO_MIN_CONTEXT = 32768
@@ -84,6 +87,12 @@ def _candidates(request: PlanRequest, profile: ModelProfile) -> list[Layout]:
     node_tp = max((t for t in TENSOR_SIZES if t <= per_node and heads % t == 0), default=1)
     for pipeline in range(2, MAX_NODES_PER_REPLICA * (per_node // node_tp) + 1):
         layouts.append(Layout(node_tp, pipeline, 1, False))
+    # ... or data parallel ranks filling whole nodes, the experts spread over all of them (wide EP).
+    for tensor in TENSOR_SIZES:
+        if tensor > per_node or heads % tensor or per_node % tensor:
+            continue
+        for nodes in range(2, MAX_DATA_PARALLEL_NODES + 1):
+            layouts.append(Layout(tensor, 1, nodes * per_node // tensor, True))
     return sorted(layouts, key=lambda lay: (lay.gpus, lay.pipeline, lay.data, -lay.tensor))
 
 
@@ -108,14 +117,30 @@ def _apply_overrides(request: PlanRequest, layouts: list[Layout]) -> list[Layout
 
 
 def _layout_problem(request: PlanRequest, layout: Layout) -> str | None:
-    """Shapes the renderer cannot place: replicas span whole nodes, and only pipeline stages cross them."""
+    """Shapes the renderer cannot place: replicas span whole nodes; across nodes either pipeline stages
+    (one tensor parallel group per node) or data parallel ranks that share their experts, never both."""
     per_node = request.gpus_per_node
     if layout.gpus <= per_node:
         return None
     if layout.gpus % per_node:
         return f"{layout.describe()} needs {layout.gpus} GPUs, which do not fill whole {per_node}-GPU nodes"
-    if layout.data > 1:
-        return f"{layout.describe()} spreads data parallel ranks over nodes, which is not supported yet"
+    if layout.data == 1:
+        return None
+    if layout.pipeline > 1:
+        return (
+            f"{layout.describe()} spreads pipeline stages and data parallel ranks over nodes; only one of "
+            f"the two may cross nodes"
+        )
+    if not layout.expert:
+        return (
+            f"{layout.describe()} puts data parallel ranks on other nodes without expert parallel: that is "
+            f"{layout.data // (per_node // layout.tensor)} copies of the model failing as one; ask for more "
+            f"replicas instead"
+        )
+    if per_node % layout.tensor:
+        return (
+            f"{layout.describe()} splits a tensor parallel group of {layout.tensor} over {per_node}-GPU nodes"
+        )
     return None
 
 
@@ -464,6 +489,10 @@ def _validation(request: PlanRequest, profile: ModelProfile, ev: _Evaluation) ->
 def _choose_throughput(
     request: PlanRequest, profile: ModelProfile, evaluations: list[_Evaluation], feasible: list[_Evaluation]
 ) -> Plan:
+    """The most decode tokens/s per GPU among the layouts on the fewest nodes that fit: across nodes,
+    pipeline stages compete with data parallel ranks sharing their experts on the same GPUs. A wider
+    group than needed is never chosen unasked (spec.parallelism.data asks): it multiplies the GPUs a
+    replica holds and the unit that fails and restarts as one."""
     fewest_nodes = min(math.ceil(ev.layout.gpus / request.gpus_per_node) for ev in feasible)
     pool = [ev for ev in feasible if math.ceil(ev.layout.gpus / request.gpus_per_node) == fewest_nodes]
 
@@ -472,20 +501,21 @@ def _choose_throughput(
         return (est or 0.0, -ev.layout.gpus)
 
     best = max(pool, key=score)
+    # The layouts that fit on as many GPUs come first: they are the choice a person would weigh.
     rejected = [
+        Rejected(
+            ev.layout.describe(),
+            f"estimated {score(ev)[0]:.0f} decode tokens/s per GPU, below {score(best)[0]:.0f} for "
+            f"{best.layout.describe()}",
+        )
+        for ev in sorted(pool, key=score, reverse=True)
+        if ev is not best
+    ]
+    rejected += [
         Rejected(ev.layout.describe(), ev.problem)
         for ev in evaluations
         if ev.problem is not None and math.ceil(ev.layout.gpus / request.gpus_per_node) <= fewest_nodes
     ]
-    for ev in pool:
-        if ev is not best:
-            rejected.append(
-                Rejected(
-                    ev.layout.describe(),
-                    f"estimated {score(ev)[0]:.0f} decode tokens/s per GPU, below {score(best)[0]:.0f} for "
-                    f"{best.layout.describe()}",
-                )
-            )
     return _to_plan(request, profile, best, rejected)
 
 

@@ -79,21 +79,50 @@ def vllm_serve_args(
         chosen = limits.model_dump(exclude_none=True)
         args += ["--limit-mm-per-prompt", json.dumps(chosen, separators=(",", ":"))]
     if master_addr is not None:
-        args += [
-            "--nnodes",
-            str(plan.nodes_per_replica),
-            "--node-rank",
-            f"$({NODE_RANK_ENV})",
-            "--master-addr",
-            master_addr,
-            "--master-port",
-            str(constants.MASTER_PORT),
-        ]
+        args += group_args(plan, master_addr)
     return args + [literal(arg) for arg in spec.serving.extra_args]
 
 
-# Pod 0 of a multi-node group serves the API; the others join headless. One StatefulSet template
-# serves both, so a two-line shell decides by rank; the arguments stay a plain list.
-GROUP_ENTRYPOINT = (
-    'if [ "$NODE_RANK" = "0" ]; then exec vllm serve "$@"; else exec vllm serve "$@" --headless; fi'
-)
+def data_parallel_per_node(plan: Plan) -> int:
+    """Data parallel ranks on each node of a replica whose data parallel ranks span nodes, else 0."""
+    if plan.nodes_per_replica == 1 or plan.data_parallel == 1:
+        return 0
+    return plan.data_parallel // plan.nodes_per_replica
+
+
+def group_args(plan: Plan, head: str) -> list[str]:
+    """How the pods of a multi-node replica find each other (vLLM 0.33.0 vllm/engine/arg_utils.py,
+    create_engine_config). Data parallel ranks across nodes: every node runs its share of engines
+    (`--data-parallel-size-local`) and dials the head's RPC port; pipeline stages across nodes: one
+    torch.distributed group of `--nnodes` ranks around the head's master port."""
+    local = data_parallel_per_node(plan)
+    if local:
+        return [
+            "--data-parallel-size-local",
+            str(local),
+            "--data-parallel-address",
+            head,
+            "--data-parallel-rpc-port",
+            str(constants.DP_RPC_PORT),
+        ]
+    return [
+        "--nnodes",
+        str(plan.nodes_per_replica),
+        "--node-rank",
+        f"$({NODE_RANK_ENV})",
+        "--master-addr",
+        head,
+        "--master-port",
+        str(constants.MASTER_PORT),
+    ]
+
+
+def group_entrypoint(plan: Plan) -> str:
+    """Pod 0 of a multi-node group serves the API; the others join headless, data parallel ones with
+    the first rank they run (`--data-parallel-start-rank`: node rank x ranks per node). One StatefulSet
+    template serves every rank, so a short shell line decides by rank; the arguments stay a plain list."""
+    worker = 'exec vllm serve "$@" --headless'
+    local = data_parallel_per_node(plan)
+    if local:
+        worker += f' --data-parallel-start-rank "$(({NODE_RANK_ENV} * {local}))"'
+    return f'if [ "${NODE_RANK_ENV}" = "0" ]; then exec vllm serve "$@"; else {worker}; fi'

@@ -19,14 +19,18 @@ from mimo_operator.render.weights import fetch_mode
 
 STARTUP_PERIOD_SECONDS = 10
 
-# Multi-node groups share one pod template: rank 0 checks /health, headless workers serve no HTTP
-# and report healthy while their process runs (the container exits if vLLM dies). python3 is in
-# every vLLM image; curl is not guaranteed.
-_GROUP_HEALTH_SCRIPT = (
-    '[ "$NODE_RANK" != "0" ] || exec python3 -c '
-    f'"import urllib.request; '
-    f"urllib.request.urlopen('http://127.0.0.1:{constants.HTTP_PORT}/health', timeout=5)\""
-)
+
+# Multi-node groups share one pod template, and every rank checks its group's head: rank 0 its own
+# /health, the headless ranks (which serve no HTTP) the head's. A worker whose head is gone or broken is
+# then unready and, after the liveness budget, restarted, instead of reporting healthy while its process
+# hangs in a collective that will never finish (vLLM issues #11996, #32136). python3 is in every vLLM
+# image; curl is not guaranteed.
+def _group_health_script(head: str) -> str:
+    return (
+        f'if [ "$NODE_RANK" = "0" ]; then h=127.0.0.1; else h={head}; fi; '
+        'exec python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)" '
+        f'"http://$h:{constants.HTTP_PORT}/health"'
+    )
 
 
 def startup_budget_seconds(md: MimoDeployment, plan: Plan, config: RenderConfig) -> int:
@@ -54,23 +58,24 @@ def cold_start_for(md: MimoDeployment, plan: Plan, config: RenderConfig) -> Cold
     )
 
 
-def _check(multi_node: bool) -> dict[str, Any]:
-    if multi_node:
-        return {"exec": {"command": ["/bin/sh", "-c", _GROUP_HEALTH_SCRIPT]}}
+def _check(head: str | None) -> dict[str, Any]:
+    if head is not None:
+        return {"exec": {"command": ["/bin/sh", "-c", _group_health_script(head)]}}
     return {"httpGet": {"path": "/health", "port": "http"}}
 
 
-def probes(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: bool) -> dict[str, Any]:
+def probes(md: MimoDeployment, plan: Plan, config: RenderConfig, head: str | None) -> dict[str, Any]:
+    """`head`: the DNS name of rank 0 of the pod's multi-node group; None for a single-node replica."""
     budget = startup_budget_seconds(md, plan, config)
     return {
         "startupProbe": {
-            **_check(multi_node),
+            **_check(head),
             "periodSeconds": STARTUP_PERIOD_SECONDS,
             "timeoutSeconds": 5,
             "failureThreshold": budget // STARTUP_PERIOD_SECONDS,
         },
         "readinessProbe": {
-            **_check(multi_node),
+            **_check(head),
             "periodSeconds": 10,
             "timeoutSeconds": 5,
             "failureThreshold": 3,
@@ -78,7 +83,7 @@ def probes(md: MimoDeployment, plan: Plan, config: RenderConfig, multi_node: boo
         # /health answers 503 only once the engine died; a long-running batch does not stall it, but
         # allow 3 minutes of silence before a restart that costs a full weight reload.
         "livenessProbe": {
-            **_check(multi_node),
+            **_check(head),
             "periodSeconds": 30,
             "timeoutSeconds": 10,
             "failureThreshold": 6,

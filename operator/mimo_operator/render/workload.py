@@ -9,7 +9,13 @@ from mimo_operator.api import MimoDeployment, constants
 from mimo_operator.models.gpus import GPU_RESOURCE
 from mimo_operator.planner import Plan
 from mimo_operator.render import names, placement
-from mimo_operator.render.command import API_KEY_ENV, GROUP_ENTRYPOINT, NODE_RANK_ENV, vllm_serve_args
+from mimo_operator.render.command import (
+    API_KEY_ENV,
+    NODE_RANK_ENV,
+    data_parallel_per_node,
+    group_entrypoint,
+    vllm_serve_args,
+)
 from mimo_operator.render.config import ROCM_ENV, RenderConfig
 from mimo_operator.render.monitoring import SCRAPE_ANNOTATIONS
 from mimo_operator.render.probes import probes, startup_budget_seconds
@@ -129,10 +135,13 @@ def _container(
         ],
         "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},  # let endpoints drop the pod first
         "securityContext": container_security_context(config),
-        **probes(md, plan, config, multi_node),
+        **probes(md, plan, config, master_addr),
     }
+    if data_parallel_per_node(plan):
+        rpc = {"name": "dp-rpc", "containerPort": constants.DP_RPC_PORT, "protocol": "TCP"}
+        container["ports"].append(rpc)
     if multi_node:
-        container["command"] = ["/bin/sh", "-c", GROUP_ENTRYPOINT, "vllm"]
+        container["command"] = ["/bin/sh", "-c", group_entrypoint(plan), "vllm"]
     else:
         container["command"] = ["vllm", "serve"]
     return container
